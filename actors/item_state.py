@@ -1,0 +1,121 @@
+"""The state an item carries through the pipeline beside its pixels.
+
+A Ray Data row is ``item_id``, ``source_uri``, ``checksum`` (``algo:hex`` or empty),
+``image`` (uint16 transport pixels), ``mask`` (PNG bytes of the damage mask, empty if none)
+and ``state`` (this class as JSON: fixity, decisions so far, provenance records so far).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import cv2
+import numpy as np
+
+from patina.manifests.provenance import canonical_json
+
+HOST = socket.gethostname()
+EMPTY_PIXELS = np.zeros((1, 1, 3), dtype=np.uint16)  # stands in for the pixels of a failed item
+
+
+@dataclass
+class ItemState:
+    source_sha256: str | None = None
+    chain_key: str | None = None
+    failed_stage: str | None = None
+    source_format: str = ""
+    bit_depth: int = 8
+    decisions: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, text: str) -> ItemState:
+        return cls(**json.loads(text))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @property
+    def failed(self) -> bool:
+        return self.failed_stage is not None
+
+    def record(
+        self,
+        row: dict[str, Any],
+        stage: str,
+        stage_index: int,
+        model_id: str,
+        model_sha256: str | None,
+        params: dict[str, Any],
+        status: str,
+        started: float,
+        duration_s: float,
+        device: str = "cpu",
+        decisions: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Append one provenance record (and mark the item failed when ``error`` is given)."""
+        if error is not None:
+            self.failed_stage = stage
+        self.records.append(
+            {
+                "item_id": row["item_id"],
+                "source_uri": row["source_uri"],
+                "source_sha256": self.source_sha256,
+                "stage": stage,
+                "stage_index": stage_index,
+                "model_id": model_id,
+                "model_sha256": model_sha256,
+                "params": canonical_json(params),
+                "decisions": canonical_json(decisions or {}),
+                "chain_key": None if self.failed else self.chain_key,
+                "status": status,
+                "error_type": type(error).__name__ if error is not None else None,
+                "error_message": str(error) if error is not None else None,
+                "output_uri": None,
+                "output_sha256": None,
+                "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+                "duration_s": round(duration_s, 6),
+                "host": HOST,
+                "device": device,
+            }
+        )
+
+    def skip_after_failure(
+        self, row: dict[str, Any], stage: str, stage_index: int, model_id: str, params: dict
+    ) -> None:
+        """Record that ``stage`` did not run because an earlier stage failed."""
+        self.record(
+            row,
+            stage,
+            stage_index,
+            model_id,
+            None,
+            params,
+            "skipped",
+            time.time(),
+            0.0,
+            decisions={"reason": f"not run: stage {self.failed_stage!r} failed"},
+        )
+
+
+def encode_mask(mask: np.ndarray | None) -> bytes:
+    """Damage mask -> PNG bytes (empty bytes for no mask): compact and Arrow-friendly."""
+    if mask is None:
+        return b""
+    ok, buffer = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    if not ok:
+        raise ValueError("could not encode the damage mask")
+    return buffer.tobytes()
+
+
+def decode_mask(data: bytes) -> np.ndarray | None:
+    if not data:
+        return None
+    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE) > 0

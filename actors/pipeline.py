@@ -1,0 +1,171 @@
+"""Ray Data pipeline assembly: read -> one actor pool per stage -> write, streamed.
+
+The driver consumes finished items as they come and hands their provenance records to a
+:class:`~patina.manifests.provenance.ProvenanceWriter`, so memory stays bounded and a crash
+loses only the items in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import ray
+
+from patina import __version__
+from patina.actors.io_tasks import read_item, write_item
+from patina.actors.item_state import ItemState
+from patina.actors.settings import RunSettings
+from patina.actors.stage_actor import StageActor
+from patina.manifests.items import Item
+from patina.manifests.provenance import ProvenanceWriter, provenance_uri
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, int], None]  # (done, total, failed)
+
+
+@dataclass(frozen=True)
+class Failure:
+    item_id: str
+    stage: str
+    error_type: str
+    error_message: str
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    output_uri: str
+    provenance_uri: str
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    duration_s: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``completed`` (all items ok), ``partial`` (some failed) or ``failed`` (none ok)."""
+        if self.failed == 0:
+            return "completed"
+        return "failed" if self.succeeded == 0 else "partial"
+
+
+class GpuUnavailable(RuntimeError):
+    """A stage asks for a GPU the Ray cluster does not have."""
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Use the Ray instance already initialised, join ``address``, or start a local one."""
+    if ray.is_initialized():
+        yield
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+    if address:
+        kwargs["address"] = address
+    elif num_cpus:
+        kwargs["num_cpus"] = num_cpus
+    ray.init(**kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def check_gpus(settings: RunSettings) -> None:
+    """Fail fast when a stage wants a GPU the cluster lacks (an actor would wait forever)."""
+    available = ray.cluster_resources().get("GPU", 0.0)
+    for stage in settings.stages:
+        if stage.resources.num_gpus > 0 and available <= 0:
+            raise GpuUnavailable(
+                f"stage {stage.stage!r} ({stage.model_id}) asks for {stage.resources.num_gpus} GPU per actor, "
+                "but the Ray cluster has no GPU; set its num_gpus to 0 to run it on the CPU"
+            )
+
+
+def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Dataset:
+    """The lazy Ray Data dataset of the whole pipeline (nothing runs until consumed)."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the CLI owns the terminal
+    rows = [
+        {"item_id": it.item_id, "source_uri": it.source_uri, "checksum": ":".join(it.checksum) if it.checksum else ""}
+        for it in items
+    ]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
+    ds = ds.map(read_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
+    for index, stage in enumerate(settings.stages, start=1):
+        res = stage.resources
+        extra: dict[str, Any] = {"memory": res.memory_bytes} if res.memory_bytes else {}
+        if res.num_gpus > 0:
+            extra["num_gpus"] = res.num_gpus
+        ds = ds.map_batches(
+            StageActor,
+            fn_constructor_kwargs={"settings": stage, "stage_index": index},
+            compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=res.max_actors),
+            batch_size=res.batch_size,
+            batch_format="numpy",
+            num_cpus=res.num_cpus,
+            **extra,
+        )
+    return ds.map(write_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
+
+
+def run_pipeline(
+    items: Sequence[Item],
+    settings: RunSettings,
+    progress: ProgressCallback | None = None,
+    flush_rows: int = 5000,
+    flush_seconds: float = 30.0,
+) -> RunSummary:
+    """Run every item through the pipeline; returns the run's summary.
+
+    Requires a Ray session (see :func:`ray_session`).
+    """
+    check_gpus(settings)
+    started = time.monotonic()
+    summary = RunSummary(settings.run_id, settings.output_uri, provenance_uri(settings.output_uri), total=len(items))
+    writer = ProvenanceWriter(settings.output_uri, settings.run_id, settings.storage_options, flush_rows, flush_seconds)
+    try:
+        for row in build_dataset(items, settings).iter_rows():
+            state = ItemState.from_json(row["state"])
+            writer.add(finish_records(state.records, settings.run_id))
+            if state.failed:
+                summary.failed += 1
+                bad = next(r for r in state.records if r["status"] == "failed")
+                summary.failures.append(Failure(row["item_id"], bad["stage"], bad["error_type"], bad["error_message"]))
+            else:
+                summary.succeeded += 1
+            if progress is not None:
+                progress(summary.succeeded + summary.failed, summary.total, summary.failed)
+    finally:
+        writer.close()
+        summary.duration_s = time.monotonic() - started
+    log.info(
+        "run %s: %d ok, %d failed in %.1f s", settings.run_id, summary.succeeded, summary.failed, summary.duration_s
+    )
+    return summary
+
+
+def finish_records(records: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    """Stamp the run id and version and give timestamps their Arrow type."""
+    return [
+        dict(r, run_id=run_id, patina_version=__version__, started_at=datetime.fromisoformat(r["started_at"]))
+        for r in records
+    ]
+
+
+def summary_dict(summary: RunSummary) -> dict[str, Any]:
+    """The summary as JSON-able data (for artifacts and machine-readable output)."""
+    data = json.loads(json.dumps(summary, default=lambda o: o.__dict__))
+    data["status"] = summary.status
+    return data

@@ -1,0 +1,38 @@
+"""Frozen run settings handed to Ray tasks and actors (validated earlier, in flows.config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Resources:
+    """How one stage's actor pool is sized and placed."""
+
+    batch_size: int = 4
+    min_actors: int = 1
+    max_actors: int = 1
+    num_cpus: float = 0.25
+    num_gpus: float = 0.0
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    stage: str
+    model_id: str
+    params: Any  # the model's frozen params dataclass
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    run_id: str
+    output_uri: str
+    stages: tuple[StageSettings, ...]
+    output_format: str = "auto"
+    jpeg_quality: int = 95
+    max_pixels: int = 178_956_970
+    io_num_cpus: float = 0.25
+    storage_options: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,127 @@
+"""One Ray Data callable class serves every model stage: one actor pool per stage.
+
+``__init__`` builds the stage once per actor (loading its weights); ``__call__`` runs a batch.
+A failing item is caught and recorded; the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from patina.actors.item_state import EMPTY_PIXELS, ItemState, decode_mask, encode_mask
+from patina.actors.settings import StageSettings
+from patina.manifests.provenance import chain_key
+from patina.models.image import to_transport, to_working
+from patina.models.registry import build_stage
+from patina.models.stage import StageInput, StageOutput
+
+log = logging.getLogger(__name__)
+
+
+class StageActor:
+    """Runs one configured stage over batches of pipeline rows."""
+
+    def __init__(self, settings: StageSettings, stage_index: int) -> None:
+        self.settings = settings
+        self.index = stage_index
+        self.stage = build_stage(settings.model_id, settings.params)
+        self.params = self.stage.params_dict()
+        log.info("actor ready: stage %s, model %s, device %s", settings.stage, settings.model_id, self.stage.device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        rows = [{k: batch[k][i] for k in batch} for i in range(len(batch["item_id"]))]
+        states = [ItemState.from_json(r["state"]) for r in rows]
+        live = [i for i, s in enumerate(states) if not s.failed]
+        for i, state in enumerate(states):
+            if state.failed:
+                state.skip_after_failure(rows[i], self.settings.stage, self.index, self.spec_id, self.params)
+        images = list(batch["image"])
+        masks = list(batch["mask"])
+        results = self._run([self._input(rows[i], states[i]) for i in live]) if live else []
+        for i, (started, duration, result) in zip(live, results, strict=True):
+            self._apply(rows[i], states[i], started, duration, result, images, masks, i)
+        return {
+            "item_id": batch["item_id"],
+            "source_uri": batch["source_uri"],
+            "checksum": batch["checksum"],
+            "image": _column(images),
+            "mask": masks,
+            "state": [s.to_json() for s in states],
+        }
+
+    @property
+    def spec_id(self) -> str:
+        return self.stage.spec.id
+
+    def _input(self, row: dict[str, Any], state: ItemState) -> StageInput:
+        return StageInput(to_working(row["image"]), decode_mask(row["mask"]), state.decisions)
+
+    def _run(self, inputs: list[StageInput]) -> list[tuple[float, float, StageOutput | BaseException]]:
+        """Run the batch at once; if it fails, run item by item so only the culprits fail."""
+        started = time.time()
+        try:
+            outputs = self.stage.process_batch(inputs)
+        except Exception:  # noqa: BLE001 - isolate the failing item(s) below
+            log.warning("stage %s: batch of %d failed, retrying item by item", self.settings.stage, len(inputs))
+        else:
+            each = (time.time() - started) / max(len(inputs), 1)
+            return [(started, each, out) for out in outputs]
+        results = []
+        for item in inputs:
+            t0 = time.time()
+            try:
+                results.append((t0, time.time() - t0, self.stage.process_batch([item])[0]))
+            except Exception as exc:  # noqa: BLE001 - a failure is a row
+                results.append((t0, time.time() - t0, exc))
+        return results
+
+    def _apply(self, row, state, started, duration, result, images, masks, i) -> None:
+        s = self.settings
+        spec = self.stage.spec
+        if isinstance(result, BaseException):
+            state.record(
+                row,
+                s.stage,
+                self.index,
+                spec.id,
+                spec.sha256,
+                self.params,
+                "failed",
+                started,
+                duration,
+                self.stage.device,
+                error=result,
+            )
+            images[i], masks[i] = EMPTY_PIXELS, b""
+            return
+        state.chain_key = chain_key(state.chain_key, spec.id, spec.sha256, self.params)
+        decisions = dict(result.decisions)
+        state.decisions[s.stage] = decisions
+        status = "ok" if result.applied else "skipped"
+        state.record(
+            row,
+            s.stage,
+            self.index,
+            spec.id,
+            spec.sha256,
+            self.params,
+            status,
+            started,
+            duration,
+            self.stage.device,
+            decisions=decisions,
+        )
+        images[i] = to_transport(result.image)
+        if result.mask is not None:
+            masks[i] = encode_mask(result.mask)
+
+
+def _column(arrays: list[np.ndarray]) -> Any:
+    """A batch column of images: stacked when shapes agree, else a list (ragged)."""
+    if len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
+    return arrays

@@ -1,0 +1,112 @@
+"""The ``patina`` command line. It owns the terminal: progress, summary and exit status.
+
+Exit status of ``patina run``: 0 every item restored; 3 partial (some items failed);
+4 every item failed; 2 bad usage, configuration or manifest; 1 the run itself broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from patina import __version__
+from patina.flows.environment import apply_defaults
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_ALL_FAILED = 0, 1, 2, 3, 4
+STATUS_EXIT = {"completed": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_ALL_FAILED}
+
+log = logging.getLogger("patina")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="patina", description="Restore whole photo archives.")
+    parser.add_argument("--version", action="version", version=f"patina {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="restore every item of a manifest")
+    run.add_argument("manifest", help="manifest URI (local path, s3://..., ...)")
+    run.add_argument("--output", "-o", required=True, help="output URI; derivatives and _provenance/ go here")
+    run.add_argument("--config", "-c", help="pipeline.toml (defaults when left out)")
+    run.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
+    run.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("ray", "ray.data", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "run":
+        return run_command(args)
+    return EXIT_USAGE
+
+
+def run_command(args: argparse.Namespace) -> int:
+    apply_defaults()
+    from patina.flows.config import ConfigError, load_config
+    from patina.manifests.items import ManifestError
+
+    try:
+        config = load_config(args.config)
+        if args.num_cpus:
+            config = config.model_copy(update={"ray": config.ray.model_copy(update={"num_cpus": args.num_cpus})})
+    except ConfigError as exc:
+        print(f"patina: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from patina.flows import progress
+    from patina.flows.restore import restore_collection
+
+    address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        with progress.terminal_reporter() as reporter, progress.reporting(reporter):
+            summary = restore_collection(
+                args.manifest,
+                os.path.abspath(args.output) if "://" not in args.output else args.output,
+                config,
+                address,
+            )
+    except (ManifestError, ConfigError) as exc:
+        print(f"patina: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        log.debug("run failed", exc_info=True)
+        print(f"patina: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    return STATUS_EXIT[summary["status"]]
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    colour = {"completed": "green", "partial": "yellow", "failed": "red"}[summary["status"]]
+    console.print(
+        f"[bold {colour}]{summary['status']}[/]: {summary['succeeded']} of {summary['total']} items restored, "
+        f"{summary['failed']} failed, in {summary['duration_s']:.1f} s (run {summary['run_id']})"
+    )
+    console.print(f"outputs:    {summary['output_uri']}")
+    console.print(f"provenance: {summary['provenance_uri']}/{summary['run_id']}/")
+    if summary["failures"]:
+        table = Table("item", "stage", "error", title="failures")
+        for failure in summary["failures"]:
+            table.add_row(failure["item_id"], failure["stage"], f"{failure['error_type']}: {failure['error_message']}")
+        console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Typed pipeline configuration: one pydantic model, validated at the boundary.
+
+A ``pipeline.toml`` looks like::
+
+    stages = ["assess", "detect_damage", "inpaint", "enhance"]
+
+    [stage.enhance]
+    model = "classical/tone@1"
+    params = { max_gain = 2.5 }
+    resources = { batch_size = 8, num_cpus = 0.5 }
+
+    [output]
+    format = "png"
+
+Everything has a default; an empty file (or none) runs the default pipeline. Inside patina the
+validated config becomes frozen :mod:`patina.actors.settings` dataclasses.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from patina.actors.settings import Resources, RunSettings, StageSettings
+from patina.models import registry
+from patina.models.stage import STAGE_ORDER
+
+StageName = Literal["assess", "detect_damage", "inpaint", "enhance", "faces", "colorize"]
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid (the message names the file and the field)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResourcesConfig(_Strict):
+    batch_size: int = Field(4, ge=1)
+    min_actors: int = Field(1, ge=1)
+    max_actors: int = Field(1, ge=1)
+    num_cpus: float = Field(0.25, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+    memory_mb: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> ResourcesConfig:
+        if self.max_actors < self.min_actors:
+            raise ValueError(f"max_actors ({self.max_actors}) is below min_actors ({self.min_actors})")
+        return self
+
+
+class StageConfig(_Strict):
+    model: str | None = None  # None: the registry's default for the stage
+    params: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+
+class OutputConfig(_Strict):
+    format: Literal["auto", "png", "jpeg", "tiff", "webp"] = "auto"
+    jpeg_quality: int = Field(95, ge=1, le=100)
+
+
+class InputConfig(_Strict):
+    max_pixels: int = Field(250_000_000, ge=1)  # refuse larger images before decoding them
+
+
+class RayConfig(_Strict):
+    address: str | None = None  # join this cluster; None starts a local Ray in-process
+    num_cpus: int | None = Field(None, ge=1)  # local Ray only
+    io_num_cpus: float = Field(0.25, gt=0)  # CPUs reserved per read/write task
+
+
+class StorageConfig(_Strict):
+    options: dict[str, Any] = Field(default_factory=dict)  # fsspec storage_options
+
+
+class PipelineConfig(_Strict):
+    stages: list[StageName] = Field(default_factory=lambda: list(registry.DEFAULT_MODELS))
+    stage: dict[StageName, StageConfig] = Field(default_factory=dict)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+
+    @field_validator("stages")
+    @classmethod
+    def _canonical_order(cls, stages: list[str]) -> list[str]:
+        if len(set(stages)) != len(stages):
+            raise ValueError(f"stages repeat a name: {stages}")
+        ordered = sorted(stages, key=STAGE_ORDER.index)
+        if ordered != stages:
+            raise ValueError(f"stages must follow the order {list(STAGE_ORDER)}; got {stages}")
+        return stages
+
+    @model_validator(mode="after")
+    def _models_resolve(self) -> PipelineConfig:
+        for name in self.stages:
+            self.stage_settings(name)  # raises with the stage named
+        return self
+
+    def model_id(self, stage: str) -> str:
+        configured = self.stage.get(stage, StageConfig()).model
+        model_id = configured or registry.DEFAULT_MODELS.get(stage)
+        if model_id is None:
+            raise ValueError(f"stage {stage!r} has no default model yet; set stage.{stage}.model")
+        return model_id
+
+    def stage_settings(self, stage: str) -> StageSettings:
+        """Frozen settings of one stage, with its params typed by its model."""
+        conf = self.stage.get(stage, StageConfig())
+        model_id = self.model_id(stage)
+        try:
+            spec = registry.entry(model_id).spec
+            params = registry.as_params(model_id, conf.params)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"stage {stage!r}: {exc}") from exc
+        if spec.stage != stage:
+            raise ValueError(f"stage {stage!r}: model {model_id} is a {spec.stage!r} model")
+        r = conf.resources
+        resources = Resources(
+            r.batch_size,
+            r.min_actors,
+            r.max_actors,
+            r.num_cpus,
+            r.num_gpus,
+            r.memory_mb * 2**20 if r.memory_mb else None,
+        )
+        return StageSettings(stage, model_id, params, resources)
+
+    def run_settings(self, run_id: str, output_uri: str) -> RunSettings:
+        return RunSettings(
+            run_id=run_id,
+            output_uri=output_uri,
+            stages=tuple(self.stage_settings(s) for s in self.stages),
+            output_format=self.output.format,
+            jpeg_quality=self.output.jpeg_quality,
+            max_pixels=self.input.max_pixels,
+            io_num_cpus=self.ray.io_num_cpus,
+            storage_options=dict(self.storage.options),
+        )
+
+
+def load_config(path: str | Path | None) -> PipelineConfig:
+    """Read and validate a TOML config file; ``None`` gives the defaults."""
+    if path is None:
+        return PipelineConfig()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(data, str(path))
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> PipelineConfig:
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from exc

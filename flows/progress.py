@@ -1,0 +1,86 @@
+"""Progress reporting: a live bar on a terminal, periodic log lines otherwise.
+
+The CLI installs a reporter with :func:`reporting`; the flow reads it with :func:`current`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+log = logging.getLogger("patina.progress")
+
+Reporter = Callable[[int, int, int], None]  # (done, total, failed)
+
+
+class LogReporter:
+    """Logs ``done/total`` at most every ``interval_s`` seconds, and always at the end."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._start = time.monotonic()
+        self._last = float("-inf")
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < self.interval_s:
+            return
+        self._last = now
+        elapsed = now - self._start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {(total - done) / rate:.0f} s" if rate > 0 and done < total else ""
+        log.info("progress: %d/%d items (%d failed), %.2f items/s%s", done, total, failed, rate, eta)
+
+
+_current: Reporter | None = None
+
+
+def current() -> Reporter:
+    """The installed reporter, or a :class:`LogReporter`."""
+    return _current if _current is not None else LogReporter()
+
+
+@contextlib.contextmanager
+def reporting(reporter: Reporter) -> Iterator[None]:
+    global _current
+    previous, _current = _current, reporter
+    try:
+        yield
+    finally:
+        _current = previous
+
+
+@contextlib.contextmanager
+def terminal_reporter(interval_s: float = 10.0) -> Iterator[Reporter]:
+    """A rich progress bar when stderr is a terminal, else a :class:`LogReporter`."""
+    if not sys.stderr.isatty():
+        yield LogReporter(interval_s)
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("restoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("restore", total=None, failed=0)
+
+        def update(done: int, total: int, failed: int) -> None:
+            bar.update(task, completed=done, total=total, failed=failed)
+
+        yield update

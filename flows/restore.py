@@ -1,0 +1,73 @@
+"""The ``restore-collection`` Prefect flow: manifest in, derivatives and provenance out."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from patina.actors.pipeline import RunSummary, ray_session, run_pipeline, summary_dict
+from patina.actors.settings import RunSettings
+from patina.flows import progress
+from patina.flows.config import PipelineConfig
+from patina.manifests.items import Item
+from patina.manifests.readers import read_manifest
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: ``YYYYMMDDTHHMMSSZ-xxxxxx``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@task(name="load-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def load_manifest(manifest_uri: str, storage_options: dict[str, Any]) -> list[Item]:
+    items = read_manifest(manifest_uri, storage_options)
+    get_run_logger().info("manifest %s: %d items", manifest_uri, len(items))
+    return items
+
+
+@task(name="restore-items", cache_policy=NO_CACHE)
+def restore_items(
+    items: list[Item], settings: RunSettings, ray_address: str | None, num_cpus: int | None
+) -> RunSummary:
+    with ray_session(ray_address, num_cpus):
+        return run_pipeline(items, settings, progress=progress.current())
+
+
+def _artifact(summary: RunSummary) -> str:
+    lines = [
+        f"# patina run `{summary.run_id}`: {summary.status}",
+        "",
+        "| items | ok | failed | seconds | output | provenance |",
+        "|---|---|---|---|---|---|",
+        f"| {summary.total} | {summary.succeeded} | {summary.failed} | {summary.duration_s:.1f} "
+        f"| `{summary.output_uri}` | `{summary.provenance_uri}/{summary.run_id}` |",
+    ]
+    if summary.failures:
+        lines += ["", "| item | stage | error |", "|---|---|---|"]
+        lines += [f"| `{f.item_id}` | {f.stage} | {f.error_type}: {f.error_message} |" for f in summary.failures[:200]]
+    return "\n".join(lines)
+
+
+@flow(name="restore-collection", log_prints=False)
+def restore_collection(
+    manifest: str,
+    output: str,
+    config: PipelineConfig | None = None,
+    ray_address: str | None = None,
+) -> dict[str, Any]:
+    """Restore every item of ``manifest`` into ``output``; returns the run summary."""
+    config = config or PipelineConfig()
+    run_id = new_run_id()
+    settings = config.run_settings(run_id, output)
+    items = load_manifest(manifest, config.storage.options)
+    summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus)
+    create_markdown_artifact(_artifact(summary), key="patina-run", description=f"patina run {run_id}")
+    get_run_logger().info(
+        "run %s %s: %d ok, %d failed of %d", run_id, summary.status, summary.succeeded, summary.failed, summary.total
+    )
+    return summary_dict(summary)

@@ -1,0 +1,37 @@
+"""The Item: one scan of a collection, as a manifest describes it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+CHECKSUM_PATTERNS = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "md5": re.compile(r"^[0-9a-f]{32}$")}
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used as a whole (the message names the place and cause)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One scan to restore. ``checksum`` is ``(algorithm, hex digest)`` when the manifest gives one."""
+
+    item_id: str
+    source_uri: str
+    checksum: tuple[str, str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_checksum(text: str, where: str) -> tuple[str, str] | None:
+    """``sha256:<hex>``, ``md5:<hex>`` or a bare 64/32-digit hex digest -> (algorithm, hex)."""
+    text = text.strip().lower()
+    if not text:
+        return None
+    algo, _, digest = text.rpartition(":")
+    if not algo:
+        algo = {64: "sha256", 32: "md5"}.get(len(digest), "")
+    pattern = CHECKSUM_PATTERNS.get(algo)
+    if pattern is None or not pattern.match(digest):
+        raise ManifestError(f"{where}: checksum {text!r} is neither sha256 nor md5 hex")
+    return algo, digest

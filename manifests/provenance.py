@@ -1,0 +1,162 @@
+"""The provenance log: one Parquet row per item x stage, written in committed parts.
+
+Layout: ``<output>/_provenance/<run_id>/part-NNNNN.parquet``. Each part is written
+atomically, so a crash leaves only whole parts. Columns (all nullable unless said):
+
+=============== ============================================================================
+run_id          run that wrote the row (``YYYYMMDDTHHMMSSZ-xxxxxx``, sortable), not null
+item_id         manifest item id, not null
+source_uri      master's URI (read-only)
+source_sha256   sha256 of the master's bytes
+stage           ``read``, a restoration stage (``assess`` ... ``colorize``) or ``write``
+stage_index     position of the stage in this run's pipeline (0 = read)
+model_id        ``family/name@version`` of what ran (``patina/io@1`` for read/write)
+model_sha256    sha256 of the weights; null for operations without weights
+params          JSON of the parameters that shaped the output (they enter the chain key)
+decisions       JSON of what the stage found and decided (routing, measurements)
+chain_key       hash of source sha256 + every stage's model, weights and params up to here
+status          ``ok`` | ``skipped`` (not applied: routing, or an earlier stage failed) | ``failed``
+error_type      exception class of a failure
+error_message   what went wrong, for a person
+output_uri      the derivative written for this item (set on every row of a written item)
+output_sha256   sha256 of the derivative's bytes
+started_at      UTC timestamp, microseconds
+duration_s      seconds spent on this item in this stage
+host            host name of the worker
+device          ``cpu`` or ``cuda:N``
+patina_version  version of patina that wrote the row
+=============== ============================================================================
+
+Read it with ``pyarrow.parquet.read_table("<output>/_provenance")`` or DuckDB:
+``SELECT * FROM read_parquet('<output>/_provenance/*/*.parquet')``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from patina.manifests.storage import atomic_write, filesystem, join_uri
+
+log = logging.getLogger(__name__)
+
+PROVENANCE_DIR = "_provenance"
+CHAIN_VERSION = "patina-chain/1"
+
+SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string()),
+        pa.field("source_sha256", pa.string()),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("stage_index", pa.int16()),
+        pa.field("model_id", pa.string()),
+        pa.field("model_sha256", pa.string()),
+        pa.field("params", pa.string()),
+        pa.field("decisions", pa.string()),
+        pa.field("chain_key", pa.string()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error_type", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("output_uri", pa.string()),
+        pa.field("output_sha256", pa.string()),
+        pa.field("started_at", pa.timestamp("us", tz="UTC")),
+        pa.field("duration_s", pa.float64()),
+        pa.field("host", pa.string()),
+        pa.field("device", pa.string()),
+        pa.field("patina_version", pa.string()),
+    ]
+)
+STATUSES = ("ok", "skipped", "failed")
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON (sorted keys, no spaces): equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def source_chain_key(source_sha256: str) -> str:
+    """Chain key of an item before any stage: depends on the source bytes only."""
+    return hashlib.sha256(f"{CHAIN_VERSION}\0{source_sha256}".encode()).hexdigest()
+
+
+def chain_key(previous: str, model_id: str, model_sha256: str | None, params: dict[str, Any]) -> str:
+    """Chain key after one more stage.
+
+    Equal keys mean equal outputs: the key covers the source bytes and, for every stage so
+    far, its model id, weights sha256 and parameters. Changing one stage changes its key and
+    every key after it, and none before.
+    """
+    link = canonical_json({"model_id": model_id, "model_sha256": model_sha256, "params": params})
+    return hashlib.sha256(f"{previous}\0{link}".encode()).hexdigest()
+
+
+def provenance_uri(output_uri: str) -> str:
+    return join_uri(output_uri, PROVENANCE_DIR)
+
+
+class ProvenanceWriter:
+    """Buffers rows and commits them as whole Parquet parts under the run's folder.
+
+    A part is committed when ``flush_rows`` rows are buffered or ``flush_seconds`` have passed
+    since the last commit, and on :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        output_uri: str,
+        run_id: str,
+        storage_options: dict | None = None,
+        flush_rows: int = 5000,
+        flush_seconds: float = 30.0,
+    ) -> None:
+        self.folder = join_uri(provenance_uri(output_uri), run_id)
+        self.storage_options = storage_options
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.parts: list[str] = []
+        self.rows_written = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._last_commit = time.monotonic()
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        self._buffer.extend(rows)
+        due = time.monotonic() - self._last_commit >= self.flush_seconds
+        if len(self._buffer) >= self.flush_rows or (due and self._buffer):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        table = pa.Table.from_pylist(self._buffer, schema=SCHEMA)
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        uri = join_uri(self.folder, f"part-{len(self.parts):05d}.parquet")
+        atomic_write(uri, sink.getvalue(), self.storage_options)
+        self.parts.append(uri)
+        self.rows_written += table.num_rows
+        log.debug("committed %d provenance rows to %s", table.num_rows, uri)
+        self._buffer.clear()
+        self._last_commit = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+
+
+def read_provenance(output_uri: str, storage_options: dict | None = None) -> pa.Table:
+    """Every committed provenance row under ``output_uri`` (all runs); empty table if none."""
+    fs, path = filesystem(provenance_uri(output_uri), storage_options)
+    if not fs.exists(path):
+        return SCHEMA.empty_table()
+    dataset = pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs)
+    return dataset.to_table()

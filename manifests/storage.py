@@ -1,0 +1,96 @@
+"""Storage through fsspec: URIs, reads, atomic writes, checksums and safe output keys.
+
+Every path patina touches is a URI (``/local/path``, ``file://``, ``s3://bucket/key``, ...).
+Writes are atomic: nothing partial is ever visible under its final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import tempfile
+from urllib.parse import quote
+
+import fsspec
+from fsspec.core import url_to_fs
+
+
+def filesystem(uri: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for ``uri`` and the path within it."""
+    return url_to_fs(uri, **(storage_options or {}))
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join path segments onto a URI (``s3://b/out`` + ``x.png`` -> ``s3://b/out/x.png``)."""
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def resolve_uri(reference: str, base_dir: str) -> str:
+    """Resolve a manifest's ``reference`` against the manifest's own directory ``base_dir``."""
+    if "://" in reference or reference.startswith("/"):
+        return reference
+    if "://" in base_dir:
+        scheme, rest = base_dir.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(posixpath.join(rest, reference))}"
+    return os.path.normpath(os.path.join(base_dir, reference))
+
+
+def parent_uri(uri: str) -> str:
+    """The directory part of a URI or path."""
+    if "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://{posixpath.dirname(rest)}"
+    return os.path.dirname(os.path.abspath(uri))
+
+
+def read_bytes(uri: str, storage_options: dict | None = None) -> bytes:
+    """All bytes of ``uri`` (opened read-only)."""
+    fs, path = filesystem(uri, storage_options)
+    with fs.open(path, "rb") as handle:
+        return handle.read()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(uri: str, data: bytes, storage_options: dict | None = None) -> None:
+    """Write ``data`` so that ``uri`` holds either its old content or all of ``data``.
+
+    Local files go to a temporary file in the same directory, fsynced, then renamed over the
+    target. Object stores (S3 and the like) publish an object only when its single PUT
+    completes, so a direct write is already atomic there.
+    """
+    fs, path = filesystem(uri, storage_options)
+    if not is_local(fs):
+        fs.pipe_file(path, data)
+        return
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def output_key(item_id: str) -> str:
+    """A file name derived from ``item_id`` that is safe on every store and unique per id.
+
+    Everything but ASCII letters, digits, ``-`` and ``_`` is percent-encoded (``/`` and
+    ``..`` included), so no id can escape the output prefix and distinct ids never collide.
+    """
+    if not item_id:
+        raise ValueError("item_id must not be empty")
+    return quote(item_id, safe="-_").replace(".", "%2E")

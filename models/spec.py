@@ -1,0 +1,42 @@
+"""Model identity: every operation patina applies has a :class:`ModelSpec`.
+
+An id reads ``family/name@version`` (for example ``classical/telea-inpaint@1``). Classical,
+parameter-free operations have no weights, so their ``sha256`` is ``None``; learned models
+carry the sha256 of their weights file and are refused when the bytes do not match.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MODEL_ID_PATTERN = re.compile(
+    r"^(?P<family>[a-z0-9][a-z0-9_.-]*)/(?P<name>[a-z0-9][a-z0-9_.-]*)@(?P<version>[A-Za-z0-9][A-Za-z0-9_.+-]*)$"
+)
+
+
+def parse_model_id(model_id: str) -> tuple[str, str, str]:
+    """Split ``family/name@version``; raise ``ValueError`` naming the id when malformed."""
+    match = MODEL_ID_PATTERN.match(model_id)
+    if match is None:
+        raise ValueError(f"model id {model_id!r} is not of the form 'family/name@version'")
+    return match["family"], match["name"], match["version"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What identifies one model (or classical operation) in provenance and the registry."""
+
+    id: str
+    stage: str
+    architecture: str
+    license: str
+    description: str
+    weights_uri: str | None = None
+    sha256: str | None = None
+    source_url: str | None = None
+
+    def __post_init__(self) -> None:
+        parse_model_id(self.id)
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"model {self.id}: sha256 must be 64 lowercase hex digits")

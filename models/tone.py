@@ -1,0 +1,66 @@
+"""Tone and colour corrections for faded and colour-cast prints (pure functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from patina.models.image import check_image, luminance
+
+
+def auto_contrast(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5, max_gain: float = 4.0) -> np.ndarray:
+    """Stretch luma so its ``low_pct``..``high_pct`` percentiles span [0, 1].
+
+    The same gain and offset apply to all three channels, so hue is kept. ``max_gain`` caps
+    the stretch on nearly flat images (noise would otherwise be amplified without bound).
+    """
+    check_image(image)
+    if not 0.0 <= low_pct < high_pct <= 100.0:
+        raise ValueError(f"need 0 <= low_pct < high_pct <= 100, got {low_pct}, {high_pct}")
+    if max_gain < 1.0:
+        raise ValueError(f"max_gain must be >= 1, got {max_gain}")
+    lo, hi = np.percentile(luminance(image), [low_pct, high_pct])
+    span = max(float(hi - lo), 1e-6)
+    gain = min(1.0 / span, max_gain)
+    # Centre the capped stretch on the measured range's midpoint.
+    offset = 0.5 - gain * float(lo + hi) / 2.0 if gain < 1.0 / span else -gain * float(lo)
+    return np.clip(image * gain + offset, 0.0, 1.0).astype(np.float32)
+
+
+def illuminant_estimate(image: np.ndarray, p: float = 6.0, clip: float = 0.98) -> np.ndarray:
+    """Scene illuminant as RGB (sums to 3) by the shades-of-gray method (Minkowski ``p``).
+
+    Near-clipped pixels (any channel above ``clip``) are left out: they carry no colour.
+    """
+    check_image(image)
+    if p < 1.0:
+        raise ValueError(f"p must be >= 1, got {p}")
+    pixels = image.reshape(-1, 3)
+    keep = pixels.max(axis=1) < clip
+    if keep.sum() < 16:
+        keep = np.ones(len(pixels), dtype=bool)
+    norm = np.power(np.mean(np.power(pixels[keep].astype(np.float64), p), axis=0), 1.0 / p)
+    norm = np.maximum(norm, 1e-6)
+    return (3.0 * norm / norm.sum()).astype(np.float32)
+
+
+def remove_color_cast(image: np.ndarray, strength: float = 1.0, p: float = 6.0) -> np.ndarray:
+    """Divide out the estimated illuminant (von Kries), keeping mean luma unchanged.
+
+    ``strength`` in [0, 1] blends between no correction (0) and full correction (1).
+    """
+    check_image(image)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    gains = 1.0 / illuminant_estimate(image, p=p)
+    gains = 1.0 + strength * (gains - 1.0)
+    corrected = image * gains
+    before, after = float(luminance(image).mean()), float(luminance(corrected.astype(np.float32)).mean())
+    if after > 1e-6:
+        corrected *= before / after
+    return np.clip(corrected, 0.0, 1.0).astype(np.float32)
+
+
+def neutralize(image: np.ndarray) -> np.ndarray:
+    """Replace a monochrome print's toning (sepia, yellowing) by neutral gray of the same luma."""
+    gray = luminance(check_image(image))
+    return np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
