@@ -135,6 +135,8 @@ def run_pipeline(
     started = time.monotonic()
     summary = RunSummary(settings.run_id, settings.output_uri, provenance_uri(settings.output_uri), total=len(items))
     writer = ProvenanceWriter(settings.output_uri, settings.run_id, settings.storage_options, flush_rows, flush_seconds)
+    if progress is not None:
+        progress(0, summary.total, 0)
     try:
         for row in build_dataset(items, settings).iter_rows():
             state = ItemState.from_json(row["state"])

@@ -24,6 +24,7 @@ class StageSettings:
     model_id: str
     params: Any  # the model's frozen params dataclass
     resources: Resources = field(default_factory=Resources)
+    plugins: tuple[str, ...] = ()  # modules to import so that ``model_id`` is registered
 
 
 @dataclass(frozen=True)

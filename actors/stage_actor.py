@@ -16,7 +16,7 @@ from patina.actors.item_state import EMPTY_PIXELS, ItemState, decode_mask, encod
 from patina.actors.settings import StageSettings
 from patina.manifests.provenance import chain_key
 from patina.models.image import to_transport, to_working
-from patina.models.registry import build_stage
+from patina.models.registry import build_stage, load_plugins
 from patina.models.stage import StageInput, StageOutput
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class StageActor:
     def __init__(self, settings: StageSettings, stage_index: int) -> None:
         self.settings = settings
         self.index = stage_index
+        load_plugins(settings.plugins)
         self.stage = build_stage(settings.model_id, settings.params)
         self.params = self.stage.params_dict()
         log.info("actor ready: stage %s, model %s, device %s", settings.stage, settings.model_id, self.stage.device)

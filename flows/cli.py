@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("ray", "ray.data", "filelock"):
+    for noisy in ("ray", "ray.data", "filelock", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "run":
         return run_command(args)

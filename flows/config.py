@@ -80,6 +80,7 @@ class StorageConfig(_Strict):
 
 
 class PipelineConfig(_Strict):
+    plugins: list[str] = Field(default_factory=list)  # modules registering extra models
     stages: list[StageName] = Field(default_factory=lambda: list(registry.DEFAULT_MODELS))
     stage: dict[StageName, StageConfig] = Field(default_factory=dict)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -99,6 +100,7 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _models_resolve(self) -> PipelineConfig:
+        registry.load_plugins(self.plugins)
         for name in self.stages:
             self.stage_settings(name)  # raises with the stage named
         return self
@@ -130,7 +132,7 @@ class PipelineConfig(_Strict):
             r.num_gpus,
             r.memory_mb * 2**20 if r.memory_mb else None,
         )
-        return StageSettings(stage, model_id, params, resources)
+        return StageSettings(stage, model_id, params, resources, tuple(self.plugins))
 
     def run_settings(self, run_id: str, output_uri: str) -> RunSettings:
         return RunSettings(

@@ -26,7 +26,9 @@ class LogReporter:
 
     def __call__(self, done: int, total: int, failed: int) -> None:
         now = time.monotonic()
-        if done < total and now - self._last < self.interval_s:
+        if done == 0:  # the pipeline starts: measure rates from here
+            self._start = now
+        if 0 < done < total and now - self._last < self.interval_s:
             return
         self._last = now
         elapsed = now - self._start

@@ -8,6 +8,7 @@ are separate specs over the same class, never copies of code.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,26 @@ DEFAULT_MODELS: dict[str, str] = {
     "enhance": "classical/tone@1",
 }
 """Default model per stage; stages missing here have no default yet and must be configured."""
+
+
+def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
+    """Import plugin modules; each registers its models with :func:`register` on import."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"model plugin {name!r} cannot be imported: {exc}") from exc
+
+
+def register(spec: ModelSpec, implementation: type[Stage]) -> None:
+    """Add a model (for plugins and tests); an id can be registered once only."""
+    if _ENTRIES.get(spec.id) == RegistryEntry(spec, implementation):
+        return  # the same plugin imported twice
+    if spec.id in _ENTRIES:
+        raise ValueError(f"model id {spec.id!r} is already registered")
+    if spec.stage != implementation.stage:
+        raise ValueError(f"{spec.id}: spec stage {spec.stage!r} != implementation stage {implementation.stage!r}")
+    _ENTRIES[spec.id] = RegistryEntry(spec, implementation)
 
 
 def entry(model_id: str) -> RegistryEntry:

@@ -1,0 +1,80 @@
+"""Shared fixtures: a real local Ray instance and a real (ephemeral) Prefect server.
+
+Environment is set before Prefect or Ray is imported: a private PREFECT_HOME, no
+PREFECT_API_URL (so nothing reaches a user's server), and the repository root on
+PYTHONPATH so Ray workers can import the test plugin models.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from patina.flows.environment import apply_defaults
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("RAY_ADDRESS", None)
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="patina-prefect-")
+apply_defaults()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray instance shared by the session (2 CPUs, no dashboard)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real Prefect API server on loopback with a throw-away database."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+def make_collection(folder: Path, count: int = 4, bad: bool = True) -> Path:
+    """Tiny aged scans + manifest.csv; with ``bad``: a missing, a corrupt and a checksum-mismatched item."""
+    from patina.models import synthetic as syn
+    from patina.models.image import to_uint8
+    from tests.helpers import scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        rng = np.random.default_rng(i)
+        image = scene(40 + 4 * i, 48, seed=i)
+        image = syn.dust(syn.sepia(image).image if i % 2 else image, 4, rng).image
+        name, fmt = (f"scan-{i}.png", "PNG") if i % 2 else (f"scan-{i}.jpg", "JPEG")
+        Image.fromarray(to_uint8(image)).save(folder / name, format=fmt)
+        digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        rows.append({"item_id": f"item/{i}", "source_uri": name, "checksum": f"sha256:{digest}"})
+    if bad:
+        (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole JPEG")
+        rows.append({"item_id": "missing", "source_uri": "gone.png", "checksum": ""})
+        rows.append({"item_id": "corrupt", "source_uri": "corrupt.jpg", "checksum": ""})
+        rows.append({"item_id": "tampered", "source_uri": "scan-0.jpg", "checksum": "sha256:" + "0" * 64})
+    manifest = folder / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["item_id", "source_uri", "checksum"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest
+
+
+@pytest.fixture
+def collection(tmp_path) -> Path:
+    return make_collection(tmp_path / "collection")

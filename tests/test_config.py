@@ -1,0 +1,62 @@
+import pytest
+
+from patina.flows.config import ConfigError, PipelineConfig, load_config, parse_config
+from patina.models.classical import ToneParams
+
+
+def test_defaults_run_the_default_pipeline():
+    settings = PipelineConfig().run_settings("r", "/out")
+    assert [s.stage for s in settings.stages] == ["assess", "detect_damage", "inpaint", "enhance"]
+    assert settings.stages[3].params == ToneParams()
+
+
+def test_toml_sets_models_params_and_resources(tmp_path):
+    path = tmp_path / "pipeline.toml"
+    path.write_text(
+        'stages = ["assess", "enhance"]\n'
+        '[stage.enhance]\nparams = { max_gain = 2.5, monochrome = "keep" }\n'
+        "resources = { batch_size = 8, num_cpus = 0.5, max_actors = 3, memory_mb = 512 }\n"
+        '[output]\nformat = "png"\n'
+    )
+    settings = load_config(path).run_settings("r", "/out")
+    enhance = settings.stages[1]
+    assert enhance.params == ToneParams(max_gain=2.5, monochrome="keep")
+    assert (enhance.resources.batch_size, enhance.resources.max_actors) == (8, 3)
+    assert enhance.resources.memory_bytes == 512 * 2**20
+    assert settings.output_format == "png"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"stages": ["enhance", "assess"]}, "stages must follow the order"),
+        ({"stages": ["assess", "assess"]}, "repeat"),
+        ({"stages": ["sharpen"]}, "stages.0"),
+        ({"stages": ["faces"]}, "no default model yet"),
+        ({"stage": {"enhance": {"model": "nope/nope@1"}}}, "unknown model id 'nope/nope@1'"),
+        ({"stage": {"enhance": {"model": "classical/assess@1"}}}, "is a 'assess' model"),
+        ({"stage": {"enhance": {"params": {"gain": 2}}}}, r"unknown parameter\(s\) \['gain'\]"),
+        ({"stage": {"enhance": {"resources": {"min_actors": 3, "max_actors": 2}}}}, "below min_actors"),
+        ({"stage": {"enhance": {"resources": {"batch_size": 0}}}}, "batch_size"),
+        ({"output": {"format": "bmp"}}, "output.format"),
+        ({"colour": True}, "colour: Extra inputs are not permitted"),
+        ({"plugins": ["no.such.module"]}, "cannot be imported"),
+    ],
+)
+def test_bad_config_names_the_field(data, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data, "pipeline.toml")
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("stages = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_plugins_register_models():
+    config = parse_config({"plugins": ["tests.plugin_stages"], "stage": {"enhance": {"model": "test/fussy-invert@1"}}})
+    assert config.stage_settings("enhance").plugins == ("tests.plugin_stages",)

@@ -1,0 +1,79 @@
+import os
+
+import pytest
+
+from patina.manifests.items import ManifestError
+from patina.manifests.readers import read_manifest
+from patina.manifests.storage import atomic_write, output_key, resolve_uri
+
+
+def _write(tmp_path, text, name="manifest.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_csv_items_resolve_relative_uris_and_keep_metadata(tmp_path):
+    sha = "a" * 64
+    path = _write(
+        tmp_path,
+        f"item_id,source_uri,checksum,title,date\n"
+        f"one,scans/one.tif,sha256:{sha},First,1901\n"
+        f"two,/abs/two.jpg,,Second,\n"
+        f"three,s3://bucket/three.png,md5:{'b' * 32},,\n",
+    )
+    items = read_manifest(path)
+    assert [i.item_id for i in items] == ["one", "two", "three"]
+    assert items[0].source_uri == str(tmp_path / "scans" / "one.tif")
+    assert items[0].checksum == ("sha256", sha) and items[0].metadata == {"title": "First", "date": "1901"}
+    assert items[1].source_uri == "/abs/two.jpg" and items[1].checksum is None
+    assert items[2].source_uri == "s3://bucket/three.png" and items[2].checksum == ("md5", "b" * 32)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id,path\nx,y\n", r"missing column\(s\) \['item_id', 'source_uri'\]"),
+        ("item_id,source_uri\na,a.jpg\nb,b.jpg\na,c.jpg\n", r"line 4: duplicate item_id 'a' \(first at .*line 2\)"),
+        ("item_id,source_uri\n,a.jpg\n", "line 2: item_id is empty"),
+        ("item_id,source_uri\na,\n", "line 2: source_uri is empty for item 'a'"),
+        ("item_id,source_uri,checksum\na,a.jpg,sha256:xyz\n", "checksum 'sha256:xyz' is neither"),
+        ("item_id,source_uri\na,a.jpg,extra\n", "line 2: more fields than the header"),
+        ("item_id,source_uri\n", "lists no items"),
+        ('item_id,source_uri\n"a,a.jpg\n', "malformed CSV"),
+    ],
+)
+def test_csv_errors_name_the_line_and_cause(tmp_path, text, message):
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(_write(tmp_path, text))
+
+
+def test_unsupported_and_missing_manifests(tmp_path):
+    with pytest.raises(ManifestError, match=r"unsupported manifest type '\.xlsx'"):
+        read_manifest(_write(tmp_path, "x", "m.xlsx"))
+    with pytest.raises(ManifestError, match="manifest not found"):
+        read_manifest(str(tmp_path / "nope.csv"))
+
+
+def test_relative_uris_resolve_against_remote_manifests():
+    assert resolve_uri("a/b.jpg", "s3://bucket/coll") == "s3://bucket/coll/a/b.jpg"
+    assert resolve_uri("../x.jpg", "s3://bucket/coll/sub") == "s3://bucket/coll/x.jpg"
+
+
+@pytest.mark.parametrize("item_id", ["../../etc/passwd", "a/b", "..", ".", "a b%", "ünï", "x\\y", "/abs"])
+def test_output_keys_cannot_escape_the_prefix(item_id):
+    key = output_key(item_id)
+    assert "/" not in key and "\\" not in key and not key.startswith(".")
+
+
+def test_output_keys_are_unique_for_distinct_ids():
+    ids = ["a/b", "a%2Fb", "a_b", "a.b", "a%2Eb", "A.B", "a b", "a+b"]
+    assert len({output_key(i) for i in ids}) == len(ids)
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
+    target = tmp_path / "sub" / "out.bin"
+    atomic_write(str(target), b"first")
+    atomic_write(str(target), b"second")
+    assert target.read_bytes() == b"second"
+    assert os.listdir(target.parent) == ["out.bin"]

@@ -1,0 +1,57 @@
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow.parquet as pq
+
+from patina.manifests.provenance import SCHEMA, ProvenanceWriter, chain_key, read_provenance, source_chain_key
+
+
+def _chain(params_per_stage):
+    keys, key = [], source_chain_key("f" * 64)
+    for model, params in params_per_stage:
+        key = chain_key(key, model, None, params)
+        keys.append(key)
+    return keys
+
+
+def test_chain_keys_change_from_the_changed_stage_onward_only():
+    base = _chain([("classical/assess@1", {"a": 1}), ("classical/tone@1", {"g": 2}), ("x/y@1", {})])
+    upgraded = _chain([("classical/assess@1", {"a": 1}), ("classical/tone@2", {"g": 2}), ("x/y@1", {})])
+    assert base == _chain([("classical/assess@1", {"a": 1}), ("classical/tone@1", {"g": 2}), ("x/y@1", {})])
+    assert base[0] == upgraded[0]
+    assert base[1] != upgraded[1] and base[2] != upgraded[2]
+    assert source_chain_key("f" * 64) != source_chain_key("e" * 64)
+    assert chain_key("k", "m/a@1", None, {"x": 1, "y": 2}) == chain_key("k", "m/a@1", None, {"y": 2, "x": 1})
+    assert chain_key("k", "m/a@1", None, {}) != chain_key("k", "m/a@1", "0" * 64, {})
+
+
+def _row(i):
+    return {
+        "run_id": "r1",
+        "item_id": f"item-{i}",
+        "stage": "read",
+        "status": "ok",
+        "started_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "duration_s": 0.5,
+    }
+
+
+def test_writer_commits_whole_parts_readable_by_pyarrow_and_duckdb(tmp_path):
+    writer = ProvenanceWriter(str(tmp_path), "r1", flush_rows=4, flush_seconds=3600)
+    writer.add([_row(i) for i in range(3)])
+    assert writer.parts == []  # below the flush threshold: nothing committed yet
+    writer.add([_row(i) for i in range(3, 10)])
+    assert len(writer.parts) == 1 and pq.read_table(writer.parts[0]).num_rows == 10
+    writer.add([_row(i) for i in range(10, 12)])
+    writer.close()
+    assert len(writer.parts) == 2 and writer.rows_written == 12
+    table = read_provenance(str(tmp_path))
+    assert table.schema == SCHEMA and table.num_rows == 12
+    assert sorted(table["item_id"].to_pylist()) == sorted(f"item-{i}" for i in range(12))
+    count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path}/_provenance/*/*.parquet')").fetchall()[0][0]
+    assert count == 12
+
+
+def test_reading_an_output_without_provenance_gives_an_empty_table(tmp_path):
+    table = read_provenance(str(tmp_path))
+    assert table.num_rows == 0 and table.schema == SCHEMA
