@@ -17,20 +17,21 @@ Reporter = Callable[[int, int, int], None]  # (done, total, failed)
 
 
 class LogReporter:
-    """Logs ``done/total`` at most every ``interval_s`` seconds, and always at the end."""
+    """Logs ``done/total`` at the start, the first item, then at most every ``interval_s`` s, and the end."""
 
     def __init__(self, interval_s: float = 10.0) -> None:
         self.interval_s = interval_s
         self._start = time.monotonic()
         self._last = float("-inf")
+        self._logged = 0  # ``done`` at the last line
 
     def __call__(self, done: int, total: int, failed: int) -> None:
         now = time.monotonic()
         if done == 0:  # the pipeline starts: measure rates from here
             self._start = now
-        if 0 < done < total and now - self._last < self.interval_s:
+        if 0 < done < total and self._logged > 0 and now - self._last < self.interval_s:
             return
-        self._last = now
+        self._last, self._logged = now, done
         elapsed = now - self._start
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = f", ETA {(total - done) / rate:.0f} s" if rate > 0 and done < total else ""

@@ -1,0 +1,74 @@
+"""``patina`` as a user runs it: a subprocess with real Ray and real Prefect."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from patina.manifests.provenance import read_provenance
+
+
+def _patina(*args, env=None, timeout=300):
+    command = [sys.executable, "-m", "patina.flows.cli", *args]
+    full_env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    full_env.update(env or {})
+    return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_standalone_run_uses_ephemeral_prefect_and_local_ray(collection, tmp_path):
+    out = tmp_path / "out"
+    done = _patina("run", str(collection), "--output", str(out), "--num-cpus", "2")
+    assert done.returncode == 3, done.stderr  # partial: three bad items
+    assert "partial: 4 of 7 items restored, 3 failed" in done.stdout
+    for item in ("missing", "corrupt", "tampered"):
+        assert item in done.stdout
+    assert "Starting temporary server" in done.stderr  # Prefect's ephemeral server
+    assert "progress: 7/7 items (3 failed)" in done.stderr  # plain progress lines off a terminal
+    assert read_provenance(str(out)).num_rows == 7 * 6
+
+
+@pytest.mark.slow
+def test_run_honours_prefect_api_url_and_ray_address(prefect_server, ray_local, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.conftest import make_collection
+
+    manifest = make_collection(tmp_path / "c", count=2, bad=False)
+    address = ray_local.get_runtime_context().gcs_address
+    done = _patina(
+        "run",
+        str(manifest),
+        "--output",
+        str(tmp_path / "out"),
+        "--ray-address",
+        address,
+        "--json",
+        env={"PREFECT_API_URL": PREFECT_API_URL.value()},
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["status"], summary["succeeded"]) == ("completed", 2)
+    assert "Starting temporary server" not in done.stderr
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+    assert any(r.parameters.get("output") == str(tmp_path / "out") and r.state.is_completed() for r in runs)
+
+
+def test_bad_config_exits_2_naming_the_field(tmp_path):
+    config = tmp_path / "pipeline.toml"
+    config.write_text("[stage.enhance]\nparams = { gain = 3 }\n")
+    done = _patina("run", "m.csv", "--output", str(tmp_path / "o"), "--config", str(config))
+    assert done.returncode == 2
+    assert "unknown parameter(s) ['gain']" in done.stderr and "pipeline.toml" in done.stderr
+
+
+@pytest.mark.slow
+def test_missing_manifest_exits_2(tmp_path):
+    done = _patina("run", str(tmp_path / "none.csv"), "--output", str(tmp_path / "o"))
+    assert done.returncode == 2
+    assert "manifest not found" in done.stderr
