@@ -50,3 +50,43 @@ def test_collection_on_s3_round_trips(ray_local, s3_endpoint, collection):
         assert hashlib.sha256(body).hexdigest() == digest
     masters_after = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket="masters")["Contents"]}
     assert masters_after == masters_before  # masters untouched
+
+
+@pytest.mark.slow
+def test_cli_takes_s3_endpoint_and_credentials_from_aws_variables(s3_endpoint, collection, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    env.update(
+        AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=s3_endpoint
+    )
+    s3 = boto3.client(
+        "s3", endpoint_url=s3_endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    )
+    s3.create_bucket(Bucket="archive")
+    for path in collection.parent.iterdir():
+        s3.upload_file(str(path), "archive", f"masters/{path.name}")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "patina.flows.cli",
+            "run",
+            "s3://archive/masters/manifest.csv",
+            "--output",
+            "s3://archive/derivatives",
+            "--num-cpus",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 3, done.stderr
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="archive", Prefix="derivatives/")["Contents"]]
+    assert sum(k.endswith((".jpg", ".png")) for k in keys) == 4
+    assert any(k.startswith("derivatives/_provenance/") and k.endswith(".parquet") for k in keys)
