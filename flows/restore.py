@@ -13,9 +13,10 @@ from prefect.cache_policies import NO_CACHE
 from patina.actors.pipeline import RunSummary, ray_session, run_pipeline, summary_dict
 from patina.actors.settings import RunSettings
 from patina.flows import progress
-from patina.flows.config import PipelineConfig
+from patina.flows.config import ConfigError, PipelineConfig
 from patina.manifests.items import Item
 from patina.manifests.readers import read_manifest
+from patina.manifests.storage import check_output_location
 
 
 def new_run_id() -> str:
@@ -65,6 +66,10 @@ def restore_collection(
     run_id = new_run_id()
     settings = config.run_settings(run_id, output)
     items = load_manifest(manifest, config.storage.options)
+    try:
+        check_output_location(output, [item.source_uri for item in items])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus)
     create_markdown_artifact(_artifact(summary), key="patina-run", description=f"patina run {run_id}")
     get_run_logger().info(

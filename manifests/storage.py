@@ -94,3 +94,22 @@ def output_key(item_id: str) -> str:
     if not item_id:
         raise ValueError("item_id must not be empty")
     return quote(item_id, safe="-_").replace(".", "%2E")
+
+
+def _normal(uri: str) -> str:
+    if "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(rest)}".rstrip("/") + "/"
+    if uri.startswith("file:"):
+        uri = uri.removeprefix("file:")
+    return os.path.abspath(uri).rstrip(os.sep) + os.sep
+
+
+def check_output_location(output_uri: str, source_uris: list[str]) -> None:
+    """Refuse an output prefix equal to or inside a folder holding masters (they must never be overwritten)."""
+    output = _normal(output_uri)
+    for folder in sorted({_normal(parent_uri(uri)) for uri in source_uris}):
+        if output.startswith(folder):
+            raise ValueError(
+                f"output {output_uri!r} is inside {folder!r}, which holds masters; choose an output prefix outside it"
+            )

@@ -32,3 +32,12 @@ def test_flow_fails_clearly_on_a_bad_manifest(prefect_server, tmp_path):
     with pytest.raises(ManifestError, match="duplicate item_id 'a'"):
         restore_collection(str(bad), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_flow_refuses_to_write_into_the_masters_folder(prefect_server, collection):
+    from patina.flows.config import ConfigError
+
+    before = sorted(p.name for p in collection.parent.iterdir())
+    with pytest.raises(ConfigError, match="holds masters"):
+        restore_collection(str(collection), str(collection.parent))
+    assert sorted(p.name for p in collection.parent.iterdir()) == before

@@ -4,7 +4,7 @@ import pytest
 
 from patina.manifests.items import ManifestError
 from patina.manifests.readers import read_manifest
-from patina.manifests.storage import atomic_write, output_key, resolve_uri
+from patina.manifests.storage import atomic_write, check_output_location, output_key, resolve_uri
 
 
 def _write(tmp_path, text, name="manifest.csv"):
@@ -77,3 +77,25 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
     atomic_write(str(target), b"second")
     assert target.read_bytes() == b"second"
     assert os.listdir(target.parent) == ["out.bin"]
+
+
+@pytest.mark.parametrize(
+    ("output", "refused"),
+    [
+        ("/archive/scans", True),
+        ("/archive/scans/", True),
+        ("/archive/scans/restored", True),
+        ("/archive/scans/../scans/x", True),
+        ("/archive/restored", False),
+        ("/archive/scans-restored", False),  # a sibling whose name only starts alike
+        ("s3://bucket/masters/out", True),
+        ("s3://bucket/derivatives", False),
+    ],
+)
+def test_output_inside_a_masters_folder_is_refused(output, refused):
+    sources = ["/archive/scans/a.tif", "/archive/scans/b.tif", "s3://bucket/masters/c.jpg"]
+    if refused:
+        with pytest.raises(ValueError, match="holds masters"):
+            check_output_location(output, sources)
+    else:
+        check_output_location(output, sources)
