@@ -10,9 +10,9 @@ import hashlib
 import time
 from typing import Any
 
-from patina.actors.item_state import EMPTY_PIXELS, ItemState
+from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step
 from patina.actors.settings import RunSettings
-from patina.manifests.provenance import chain_key, source_chain_key
+from patina.manifests.provenance import source_chain_key
 from patina.manifests.storage import atomic_write, join_uri, output_key, read_bytes
 from patina.models.codecs import OUTPUT_FORMATS, decode_image, encode_image, output_format
 from patina.models.image import pixels_to_transport, transport_to_pixels
@@ -32,8 +32,8 @@ class SourceUnavailable(OSError):
 def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     """Fetch a master read-only, check its fixity and decode it into transport pixels."""
     state = ItemState()
+    step = Step("read", 0, READ_MODEL, None, {"max_pixels": settings.max_pixels})
     started = time.time()
-    params = {"max_pixels": settings.max_pixels}
     out = dict(row, image=EMPTY_PIXELS, mask=b"")
     try:
         data = _fetch(row["source_uri"], settings)
@@ -42,15 +42,13 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         state.chain_key = source_chain_key(state.source_sha256)
         decoded = decode_image(data, settings.max_pixels)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row
-        state.record(row, "read", 0, READ_MODEL, None, params, "failed", started, time.time() - started, error=exc)
+        state.record(row, step, "failed", started, time.time() - started, error=exc)
     else:
         state.source_format, state.bit_depth = decoded.format, decoded.bit_depth
         height, width = decoded.pixels.shape[:2]
         out["image"] = pixels_to_transport(decoded.pixels)
         decisions = {"format": decoded.format, "bit_depth": decoded.bit_depth, "width": width, "height": height}
-        state.record(
-            row, "read", 0, READ_MODEL, None, params, "ok", started, time.time() - started, decisions=decisions
-        )
+        state.record(row, step, "ok", started, time.time() - started, decisions)
     out["state"] = state.to_json()
     return out
 
@@ -58,37 +56,23 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
 def write_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     """Encode a restored item, write it atomically under the output prefix, finish its records."""
     state = ItemState.from_json(row["state"])
-    index = len(settings.stages) + 1
     started = time.time()
-    fmt = output_format(state.source_format, settings.output_format) if not state.failed else settings.output_format
+    fmt = settings.output_format if state.failed else output_format(state.source_format, settings.output_format)
     params = {"format": fmt, "jpeg_quality": settings.jpeg_quality if fmt == "jpeg" else None}
+    step = Step("write", len(settings.stages) + 1, WRITE_MODEL, None, params)
     if state.failed:
-        state.skip_after_failure(row, "write", index, WRITE_MODEL, params)
+        state.skip_after_failure(row, step)
         return {"item_id": row["item_id"], "state": state.to_json()}
     try:
-        pixels = transport_to_pixels(row["image"], state.bit_depth)
-        data = encode_image(pixels, fmt, settings.jpeg_quality)
+        data = encode_image(transport_to_pixels(row["image"], state.bit_depth), fmt, settings.jpeg_quality)
         uri = join_uri(settings.output_uri, output_key(row["item_id"]) + OUTPUT_FORMATS[fmt])
         atomic_write(uri, data, settings.storage_options)
     except Exception as exc:  # noqa: BLE001
-        state.record(
-            row, "write", index, WRITE_MODEL, None, params, "failed", started, time.time() - started, error=exc
-        )
+        state.record(row, step, "failed", started, time.time() - started, error=exc)
     else:
         digest = hashlib.sha256(data).hexdigest()
-        state.chain_key = chain_key(state.chain_key, WRITE_MODEL, None, params)
-        state.record(
-            row,
-            "write",
-            index,
-            WRITE_MODEL,
-            None,
-            params,
-            "ok",
-            started,
-            time.time() - started,
-            decisions={"bytes": len(data)},
-        )
+        state.advance(step)
+        state.record(row, step, "ok", started, time.time() - started, {"bytes": len(data)})
         for record in state.records:
             record["output_uri"], record["output_sha256"] = uri, digest
     return {"item_id": row["item_id"], "state": state.to_json()}

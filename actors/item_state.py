@@ -18,10 +18,22 @@ from typing import Any
 import cv2
 import numpy as np
 
-from patina.manifests.provenance import canonical_json
+from patina.manifests.provenance import canonical_json, chain_key
 
 HOST = socket.gethostname()
 EMPTY_PIXELS = np.zeros((1, 1, 3), dtype=np.uint16)  # stands in for the pixels of a failed item
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one pipeline step is, as provenance and the chain key see it."""
+
+    stage: str
+    index: int  # 0 = read, then the configured stages, then write
+    model_id: str
+    model_sha256: str | None
+    params: dict[str, Any]
+    device: str = "cpu"
 
 
 @dataclass
@@ -48,31 +60,26 @@ class ItemState:
     def record(
         self,
         row: dict[str, Any],
-        stage: str,
-        stage_index: int,
-        model_id: str,
-        model_sha256: str | None,
-        params: dict[str, Any],
+        step: Step,
         status: str,
         started: float,
         duration_s: float,
-        device: str = "cpu",
         decisions: dict[str, Any] | None = None,
         error: BaseException | None = None,
     ) -> None:
         """Append one provenance record (and mark the item failed when ``error`` is given)."""
         if error is not None:
-            self.failed_stage = stage
+            self.failed_stage = step.stage
         self.records.append(
             {
                 "item_id": row["item_id"],
                 "source_uri": row["source_uri"],
                 "source_sha256": self.source_sha256,
-                "stage": stage,
-                "stage_index": stage_index,
-                "model_id": model_id,
-                "model_sha256": model_sha256,
-                "params": canonical_json(params),
+                "stage": step.stage,
+                "stage_index": step.index,
+                "model_id": step.model_id,
+                "model_sha256": step.model_sha256,
+                "params": canonical_json(step.params),
                 "decisions": canonical_json(decisions or {}),
                 "chain_key": None if self.failed else self.chain_key,
                 "status": status,
@@ -83,26 +90,18 @@ class ItemState:
                 "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
                 "duration_s": round(duration_s, 6),
                 "host": HOST,
-                "device": device,
+                "device": step.device,
             }
         )
 
-    def skip_after_failure(
-        self, row: dict[str, Any], stage: str, stage_index: int, model_id: str, params: dict
-    ) -> None:
-        """Record that ``stage`` did not run because an earlier stage failed."""
-        self.record(
-            row,
-            stage,
-            stage_index,
-            model_id,
-            None,
-            params,
-            "skipped",
-            time.time(),
-            0.0,
-            decisions={"reason": f"not run: stage {self.failed_stage!r} failed"},
-        )
+    def advance(self, step: Step) -> None:
+        """Extend the chain key by a step that succeeded."""
+        self.chain_key = chain_key(self.chain_key, step.model_id, step.model_sha256, step.params)
+
+    def skip_after_failure(self, row: dict[str, Any], step: Step) -> None:
+        """Record that ``step`` did not run because an earlier stage failed."""
+        reason = {"reason": f"not run: stage {self.failed_stage!r} failed"}
+        self.record(row, step, "skipped", time.time(), 0.0, decisions=reason)
 
 
 def encode_mask(mask: np.ndarray | None) -> bytes:

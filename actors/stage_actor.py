@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from patina.actors.item_state import EMPTY_PIXELS, ItemState, decode_mask, encode_mask
+from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, decode_mask, encode_mask
 from patina.actors.settings import StageSettings
-from patina.manifests.provenance import chain_key
 from patina.models.image import to_transport, to_working
 from patina.models.registry import build_stage, load_plugins
 from patina.models.stage import StageInput, StageOutput
@@ -27,10 +26,10 @@ class StageActor:
 
     def __init__(self, settings: StageSettings, stage_index: int) -> None:
         self.settings = settings
-        self.index = stage_index
         load_plugins(settings.plugins)
         self.stage = build_stage(settings.model_id, settings.params)
-        self.params = self.stage.params_dict()
+        spec = self.stage.spec
+        self.step = Step(settings.stage, stage_index, spec.id, spec.sha256, self.stage.params_dict(), self.stage.device)
         log.info("actor ready: stage %s, model %s, device %s", settings.stage, settings.model_id, self.stage.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -39,7 +38,7 @@ class StageActor:
         live = [i for i, s in enumerate(states) if not s.failed]
         for i, state in enumerate(states):
             if state.failed:
-                state.skip_after_failure(rows[i], self.settings.stage, self.index, self.spec_id, self.params)
+                state.skip_after_failure(rows[i], self.step)
         images = list(batch["image"])
         masks = list(batch["mask"])
         results = self._run([self._input(rows[i], states[i]) for i in live]) if live else []
@@ -53,10 +52,6 @@ class StageActor:
             "mask": masks,
             "state": [s.to_json() for s in states],
         }
-
-    @property
-    def spec_id(self) -> str:
-        return self.stage.spec.id
 
     def _input(self, row: dict[str, Any], state: ItemState) -> StageInput:
         return StageInput(to_working(row["image"]), decode_mask(row["mask"]), state.decisions)
@@ -81,41 +76,14 @@ class StageActor:
         return results
 
     def _apply(self, row, state, started, duration, result, images, masks, i) -> None:
-        s = self.settings
-        spec = self.stage.spec
         if isinstance(result, BaseException):
-            state.record(
-                row,
-                s.stage,
-                self.index,
-                spec.id,
-                spec.sha256,
-                self.params,
-                "failed",
-                started,
-                duration,
-                self.stage.device,
-                error=result,
-            )
+            state.record(row, self.step, "failed", started, duration, error=result)
             images[i], masks[i] = EMPTY_PIXELS, b""
             return
-        state.chain_key = chain_key(state.chain_key, spec.id, spec.sha256, self.params)
+        state.advance(self.step)
         decisions = dict(result.decisions)
-        state.decisions[s.stage] = decisions
-        status = "ok" if result.applied else "skipped"
-        state.record(
-            row,
-            s.stage,
-            self.index,
-            spec.id,
-            spec.sha256,
-            self.params,
-            status,
-            started,
-            duration,
-            self.stage.device,
-            decisions=decisions,
-        )
+        state.decisions[self.step.stage] = decisions
+        state.record(row, self.step, "ok" if result.applied else "skipped", started, duration, decisions)
         images[i] = to_transport(result.image)
         if result.mask is not None:
             masks[i] = encode_mask(result.mask)
