@@ -10,12 +10,14 @@ import hashlib
 import time
 from typing import Any
 
+from patina import __version__
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step
 from patina.actors.settings import RunSettings
 from patina.manifests.provenance import source_chain_key
 from patina.manifests.storage import atomic_write, join_uri, output_key, read_bytes
 from patina.models.codecs import OUTPUT_FORMATS, decode_image, encode_image, output_format
 from patina.models.image import pixels_to_transport, transport_to_pixels
+from patina.models.image_metadata import HistoryStep, OutputMetadata, xmp_packet
 
 READ_MODEL = "patina/read@1"
 WRITE_MODEL = "patina/write@1"
@@ -34,7 +36,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     state = ItemState()
     step = Step("read", 0, READ_MODEL, None, {"max_pixels": settings.max_pixels})
     started = time.time()
-    out = dict(row, image=EMPTY_PIXELS, mask=b"")
+    out = dict(row, image=EMPTY_PIXELS, mask=b"", exif=b"")
     try:
         data = _fetch(row["source_uri"], settings)
         state.source_sha256 = hashlib.sha256(data).hexdigest()
@@ -44,10 +46,22 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row
         state.record(row, step, "failed", started, time.time() - started, error=exc)
     else:
+        meta = decoded.metadata
         state.source_format, state.bit_depth = decoded.format, decoded.bit_depth
+        state.dpi, state.date_taken = meta.dpi, meta.date_taken
         height, width = decoded.pixels.shape[:2]
-        out["image"] = pixels_to_transport(decoded.pixels)
-        decisions = {"format": decoded.format, "bit_depth": decoded.bit_depth, "width": width, "height": height}
+        out["image"], out["exif"] = pixels_to_transport(decoded.pixels), meta.exif
+        decisions = {
+            "format": decoded.format,
+            "bit_depth": decoded.bit_depth,
+            "width": width,
+            "height": height,
+            "icc_profile": meta.icc_description,
+            "orientation": meta.orientation,
+            "dpi": meta.dpi,
+            "date_taken": meta.date_taken,
+            "warnings": list(meta.notes),
+        }
         state.record(row, step, "ok", started, time.time() - started, decisions)
     out["state"] = state.to_json()
     return out
@@ -64,7 +78,8 @@ def write_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         state.skip_after_failure(row, step)
         return {"item_id": row["item_id"], "state": state.to_json()}
     try:
-        data = encode_image(transport_to_pixels(row["image"], state.bit_depth), fmt, settings.jpeg_quality)
+        metadata = output_metadata(row, state, settings)
+        data = encode_image(transport_to_pixels(row["image"], state.bit_depth), fmt, settings.jpeg_quality, metadata)
         uri = join_uri(settings.output_uri, output_key(row["item_id"]) + OUTPUT_FORMATS[fmt])
         atomic_write(uri, data, settings.storage_options)
     except Exception as exc:  # noqa: BLE001
@@ -76,6 +91,19 @@ def write_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         for record in state.records:
             record["output_uri"], record["output_sha256"] = uri, digest
     return {"item_id": row["item_id"], "state": state.to_json()}
+
+
+def output_metadata(row: dict[str, Any], state: ItemState, settings: RunSettings) -> OutputMetadata:
+    """The derivative's metadata: the master's EXIF and DPI, and its processing history as XMP."""
+    steps = [
+        HistoryStep(r["stage"], r["model_id"], r["model_sha256"], r["params"], r["status"])
+        for r in state.records
+        if r["stage"] not in ("read", "write")
+    ]
+    xmp = xmp_packet(
+        f"patina {__version__}", settings.run_id, row["item_id"], state.source_sha256, steps, state.date_taken
+    )
+    return OutputMetadata(bytes(row.get("exif") or b""), tuple(state.dpi) if state.dpi else None, xmp)
 
 
 def _fetch(uri: str, settings: RunSettings) -> bytes:

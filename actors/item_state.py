@@ -1,8 +1,9 @@
 """The state an item carries through the pipeline beside its pixels.
 
 A Ray Data row is ``item_id``, ``source_uri``, ``checksum`` (``algo:hex`` or empty),
-``image`` (uint16 transport pixels), ``mask`` (PNG bytes of the damage mask, empty if none)
-and ``state`` (this class as JSON: fixity, decisions so far, provenance records so far).
+``image`` (uint16 transport pixels), ``mask`` (PNG bytes of the damage mask, empty if none),
+``exif`` (the master's EXIF block, empty if none) and ``state`` (this class as JSON: fixity,
+source metadata, decisions so far, provenance records so far).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class ItemState:
     failed_stage: str | None = None
     source_format: str = ""
     bit_depth: int = 8
+    dpi: tuple[float, float] | None = None
+    date_taken: str | None = None
     decisions: dict[str, Any] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
 

@@ -44,14 +44,7 @@ class StageActor:
         results = self._run([self._input(rows[i], states[i]) for i in live]) if live else []
         for i, (started, duration, result) in zip(live, results, strict=True):
             self._apply(rows[i], states[i], started, duration, result, images, masks, i)
-        return {
-            "item_id": batch["item_id"],
-            "source_uri": batch["source_uri"],
-            "checksum": batch["checksum"],
-            "image": _column(images),
-            "mask": masks,
-            "state": [s.to_json() for s in states],
-        }
+        return dict(batch, image=_column(images), mask=masks, state=[s.to_json() for s in states])
 
     def _input(self, row: dict[str, Any], state: ItemState) -> StageInput:
         return StageInput(to_working(row["image"]), decode_mask(row["mask"]), state.decisions)
