@@ -113,6 +113,11 @@ def _fetch(uri: str, settings: RunSettings) -> bytes:
         raise SourceUnavailable(f"source not found: {uri}") from exc
     except PermissionError as exc:
         raise SourceUnavailable(f"permission denied reading {uri}") from exc
+    except Exception as exc:  # e.g. aiohttp's ClientResponseError from an HTTP(S) source
+        status = getattr(exc, "status", None)
+        if status in (401, 403):
+            raise SourceUnavailable(f"permission denied reading {uri} (HTTP {status})") from exc
+        raise SourceUnavailable(f"cannot read {uri}: {type(exc).__name__}: {exc}") from exc
 
 
 def _verify(expected: str, data: bytes, sha256: str) -> None:

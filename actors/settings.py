@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from patina.models.tiling import LargeImagePolicy
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -25,6 +27,7 @@ class StageSettings:
     params: Any  # the model's frozen params dataclass
     resources: Resources = field(default_factory=Resources)
     plugins: tuple[str, ...] = ()  # modules to import so that ``model_id`` is registered
+    large: LargeImagePolicy = field(default_factory=LargeImagePolicy)  # when and how to tile
 
 
 @dataclass(frozen=True)

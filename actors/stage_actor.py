@@ -17,6 +17,7 @@ from patina.actors.settings import StageSettings
 from patina.models.image import to_transport, to_working
 from patina.models.registry import build_stage, load_plugins
 from patina.models.stage import StageInput, StageOutput
+from patina.models.tiling import TiledResult, can_tile, is_large, run_large
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,26 @@ class StageActor:
                 state.skip_after_failure(rows[i], self.step)
         images = list(batch["image"])
         masks = list(batch["mask"])
-        results = self._run([self._input(rows[i], states[i]) for i in live]) if live else []
-        for i, (started, duration, result) in zip(live, results, strict=True):
+        large = [i for i in live if is_large(images[i].shape, self.settings.large) and can_tile(self.stage)]
+        small = [i for i in live if i not in large]
+        results = self._run([self._input(rows[i], states[i]) for i in small]) if small else []
+        results += [self._run_large(rows[i], states[i]) for i in large]
+        for i, (started, duration, result) in zip(small + large, results, strict=True):
             self._apply(rows[i], states[i], started, duration, result, images, masks, i)
         return dict(batch, image=_column(images), mask=masks, state=[s.to_json() for s in states])
 
     def _input(self, row: dict[str, Any], state: ItemState) -> StageInput:
         return StageInput(to_working(row["image"]), decode_mask(row["mask"]), state.decisions)
+
+    def _run_large(self, row: dict[str, Any], state: ItemState) -> tuple[float, float, TiledResult | BaseException]:
+        """One large image, tile by tile on its transport pixels (models/tiling.py)."""
+        started = time.time()
+        try:
+            mask = decode_mask(row["mask"])
+            result = run_large(self.stage, row["image"], mask, state.decisions, self.settings.large)
+        except Exception as exc:  # noqa: BLE001 - a failure is a row
+            return started, time.time() - started, exc
+        return started, time.time() - started, result
 
     def _run(self, inputs: list[StageInput]) -> list[tuple[float, float, StageOutput | BaseException]]:
         """Run the batch at once; if it fails, run item by item so only the culprits fail."""
@@ -77,7 +91,7 @@ class StageActor:
         decisions = dict(result.decisions)
         state.decisions[self.step.stage] = decisions
         state.record(row, self.step, "ok" if result.applied else "skipped", started, duration, decisions)
-        images[i] = to_transport(result.image)
+        images[i] = result.transport if isinstance(result, TiledResult) else to_transport(result.image)
         if result.mask is not None:
             masks[i] = encode_mask(result.mask)
 

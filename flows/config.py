@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from patina.actors.settings import Resources, RunSettings, StageSettings
 from patina.models import registry
 from patina.models.stage import STAGE_ORDER
+from patina.models.tiling import LargeImagePolicy
 
 StageName = Literal["assess", "detect_damage", "inpaint", "enhance", "faces", "colorize"]
 
@@ -69,6 +70,15 @@ class InputConfig(_Strict):
     max_pixels: int = Field(250_000_000, ge=1)  # refuse larger images before decoding them
 
 
+class LargeImagesConfig(_Strict):
+    """Scans above ``min_pixels`` run tile by tile (models/tiling.py), never as one float32 array."""
+
+    min_pixels: int = Field(16_000_000, ge=1)
+    tile: int = Field(2048, ge=64)
+    proxy_pixels: int = Field(4_000_000, ge=4096)
+    crop: int = Field(2048, ge=64)
+
+
 class RayConfig(_Strict):
     address: str | None = None  # join this cluster; None starts a local Ray in-process
     num_cpus: int | None = Field(None, ge=1)  # local Ray only
@@ -85,6 +95,7 @@ class PipelineConfig(_Strict):
     stage: dict[StageName, StageConfig] = Field(default_factory=dict)
     output: OutputConfig = Field(default_factory=OutputConfig)
     input: InputConfig = Field(default_factory=InputConfig)
+    large_images: LargeImagesConfig = Field(default_factory=LargeImagesConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
@@ -132,7 +143,8 @@ class PipelineConfig(_Strict):
             r.num_gpus,
             r.memory_mb * 2**20 if r.memory_mb else None,
         )
-        return StageSettings(stage, model_id, params, resources, tuple(self.plugins))
+        large = LargeImagePolicy(**self.large_images.model_dump())
+        return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large)
 
     def run_settings(self, run_id: str, output_uri: str) -> RunSettings:
         return RunSettings(

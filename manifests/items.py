@@ -13,14 +13,25 @@ class ManifestError(ValueError):
     """A manifest that cannot be used as a whole (the message names the place and cause)."""
 
 
+DESCRIPTIVE_FIELDS = ("collection", "title", "date", "rights")
+
+
 @dataclass(frozen=True)
 class Item:
-    """One scan to restore. ``checksum`` is ``(algorithm, hex digest)`` when the manifest gives one."""
+    """One scan to restore.
+
+    ``checksum`` is ``(algorithm, hex digest)`` when the manifest gives one; the descriptive
+    fields are plain text when given; ``metadata`` keeps every other field of the manifest.
+    """
 
     item_id: str
     source_uri: str
     checksum: tuple[str, str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    collection: str | None = None
+    title: str | None = None
+    date: str | None = None
+    rights: str | None = None
 
 
 def parse_checksum(text: str, where: str) -> tuple[str, str] | None:

@@ -1,31 +1,41 @@
-"""Manifest readers: a manifest file (any fsspec URI) -> validated list of :class:`Item`.
+"""Manifest readers: a manifest (any fsspec URI) -> validated list of :class:`Item`.
 
-CSV is read here; the item rules (required fields, unique ids, checksums, relative URIs
-resolved against the manifest's location) are shared by every format.
+Formats: CSV (header row), JSON Lines (one object per line), Parquet, and IIIF Presentation
+v2/v3 (:mod:`patina.manifests.iiif`). Every reader yields ``(where, record)`` pairs; the item
+rules (required fields, unique ids, checksums, supported schemes, relative URIs resolved
+against the manifest's location) are applied once, in :func:`items_from_records`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from patina.manifests.items import Item, ManifestError, parse_checksum
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from patina.manifests import iiif
+from patina.manifests.items import DESCRIPTIVE_FIELDS, Item, ManifestError, parse_checksum
 from patina.manifests.storage import parent_uri, read_bytes, resolve_uri
 
 REQUIRED_FIELDS = ("item_id", "source_uri")
 CHECKSUM_FIELDS = ("checksum", "sha256", "md5")
+Records = Iterable[tuple[str, Mapping[str, Any]]]
 
 
-def items_from_records(records: Iterable[tuple[str, Mapping[str, Any]]], manifest_uri: str) -> list[Item]:
+def items_from_records(records: Records, manifest_uri: str) -> list[Item]:
     """Validate ``(where, record)`` pairs into items; ``where`` names the line for errors."""
     base = parent_uri(manifest_uri)
     seen: dict[str, str] = {}
+    schemes: dict[str, str | None] = {}
     items: list[Item] = []
     for where, record in records:
-        item_id = str(record.get("item_id") or "").strip()
-        source = str(record.get("source_uri") or "").strip()
+        item_id = _text(record.get("item_id"))
+        source = _text(record.get("source_uri"))
         if not item_id:
             raise ManifestError(f"{where}: item_id is empty")
         if not source:
@@ -35,29 +45,49 @@ def items_from_records(records: Iterable[tuple[str, Mapping[str, Any]]], manifes
         seen[item_id] = where
         checksum = None
         for name in CHECKSUM_FIELDS:
-            value = str(record.get(name) or "").strip()
+            value = _text(record.get(name))
             if value:
                 prefixed = value if name == "checksum" or ":" in value else f"{name}:{value}"
                 checksum = parse_checksum(prefixed, f"{where} (item {item_id!r})")
                 break
-        metadata = {
-            k: v for k, v in record.items() if k not in (*REQUIRED_FIELDS, *CHECKSUM_FIELDS) and v not in (None, "")
-        }
-        items.append(Item(item_id, resolve_uri(source, base), checksum, metadata))
+        uri = resolve_uri(source, base)
+        problem = _scheme_problem(uri, schemes)
+        if problem:
+            raise ManifestError(f"{where}: item {item_id!r}: {problem}")
+        descriptive = {name: _text(record.get(name)) or None for name in DESCRIPTIVE_FIELDS}
+        skip = (*REQUIRED_FIELDS, *CHECKSUM_FIELDS, *DESCRIPTIVE_FIELDS)
+        metadata = {k: v for k, v in record.items() if k not in skip and v not in (None, "")}
+        items.append(Item(item_id, uri, checksum, metadata, **descriptive))
     if not items:
         raise ManifestError(f"{manifest_uri}: the manifest lists no items")
     return items
 
 
-def read_csv_manifest(manifest_uri: str, storage_options: dict | None = None) -> list[Item]:
-    """Items of a CSV manifest with a header row containing ``item_id`` and ``source_uri``."""
-    text = _text(manifest_uri, storage_options)
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _scheme_problem(uri: str, cache: dict[str, str | None]) -> str | None:
+    """Why ``uri``'s scheme cannot be read here (None when it can); checked once per scheme."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+    if scheme not in cache:
+        try:
+            fsspec.get_filesystem_class(scheme)
+            cache[scheme] = None
+        except ValueError:
+            cache[scheme] = f"unsupported URI scheme {scheme!r} in {uri!r}"
+        except ImportError as exc:
+            cache[scheme] = f"URI scheme {scheme!r} needs a library that is not installed: {exc}"
+    return cache[scheme]
+
+
+def csv_records(data: bytes, manifest_uri: str) -> Records:
+    """Rows of a CSV manifest with a header row."""
+    text = _decode(data, manifest_uri)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         header = reader.fieldnames or []
-        missing = [f for f in REQUIRED_FIELDS if f not in header]
-        if missing:
-            raise ManifestError(f"{manifest_uri}: missing column(s) {missing}; header is {header}")
+        _require_columns(header, manifest_uri)
         records = []
         for row in reader:
             where = f"{manifest_uri} line {reader.line_num}"
@@ -66,26 +96,81 @@ def read_csv_manifest(manifest_uri: str, storage_options: dict | None = None) ->
             records.append((where, row))
     except csv.Error as exc:
         raise ManifestError(f"{manifest_uri}: malformed CSV: {exc}") from exc
-    return items_from_records(records, manifest_uri)
+    return records
 
 
-READERS = {".csv": read_csv_manifest}
+def jsonl_records(data: bytes, manifest_uri: str) -> Records:
+    """Objects of a JSON Lines manifest, one per non-blank line."""
+    records = []
+    for number, line in enumerate(_decode(data, manifest_uri).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{manifest_uri} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{where}: malformed JSON: {exc.msg} (column {exc.colno})") from exc
+        if not isinstance(record, dict):
+            raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        records.append((where, record))
+    return records
+
+
+def parquet_records(data: bytes, manifest_uri: str) -> Records:
+    """Rows of a Parquet manifest (row numbers count from 1)."""
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise ManifestError(f"{manifest_uri}: not a readable Parquet file: {exc}") from exc
+    _require_columns(table.column_names, manifest_uri)
+    return [(f"{manifest_uri} row {n}", row) for n, row in enumerate(table.to_pylist(), start=1)]
+
+
+def iiif_records(data: bytes, manifest_uri: str) -> Records:
+    try:
+        document = json.loads(_decode(data, manifest_uri))
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise ManifestError(f"{manifest_uri}: malformed JSON at {where}: {exc.msg}") from exc
+    return iiif.records(document, manifest_uri)
+
+
+def _require_columns(header: list[str], manifest_uri: str) -> None:
+    missing = [f for f in REQUIRED_FIELDS if f not in header]
+    if missing:
+        raise ManifestError(f"{manifest_uri}: missing column(s) {missing}; header is {list(header)}")
+
+
+READERS: dict[str, Callable[[bytes, str], Records]] = {
+    ".csv": csv_records,
+    ".jsonl": jsonl_records,
+    ".ndjson": jsonl_records,
+    ".parquet": parquet_records,
+    ".json": iiif_records,
+}
 
 
 def read_manifest(manifest_uri: str, storage_options: dict | None = None) -> list[Item]:
-    """Read a manifest, choosing the reader by file extension."""
-    suffix = "." + manifest_uri.rsplit(".", 1)[-1].lower() if "." in manifest_uri else ""
+    """Read a manifest: the reader is chosen by extension; without one, a IIIF manifest is recognised by content."""
+    name = manifest_uri.rstrip("/").rsplit("/", 1)[-1]
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     reader = READERS.get(suffix)
-    if reader is None:
+    if reader is None and suffix:
         raise ManifestError(f"{manifest_uri}: unsupported manifest type {suffix!r}; supported: {sorted(READERS)}")
-    return reader(manifest_uri, storage_options)
-
-
-def _text(manifest_uri: str, storage_options: dict | None) -> str:
     try:
         data = read_bytes(manifest_uri, storage_options)
     except FileNotFoundError as exc:
         raise ManifestError(f"{manifest_uri}: manifest not found") from exc
+    except PermissionError as exc:
+        raise ManifestError(f"{manifest_uri}: permission denied reading the manifest") from exc
+    if reader is None:  # e.g. https://example.org/iiif/book1/manifest
+        if not data.lstrip().startswith(b"{"):
+            raise ManifestError(f"{manifest_uri}: no extension and not a IIIF JSON manifest; name it .csv, .jsonl, ...")
+        reader = iiif_records
+    return items_from_records(reader(data, manifest_uri), manifest_uri)
+
+
+def _decode(data: bytes, manifest_uri: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

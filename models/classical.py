@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from patina.models.assessment import assess_image
-from patina.models.specks import detect_specks, inpaint_telea
+from patina.models.specks import detect_specks, inpaint_telea, speck_levels
 from patina.models.stage import Stage, StageInput, StageOutput
-from patina.models.tone import auto_contrast, neutralize, remove_color_cast
+from patina.models.tone import apply_gains, apply_levels, color_cast_gains, contrast_levels, neutralize
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class AssessStage(Stage):
 
     stage = "assess"
     params_type = AssessParams
+    changes_pixels = False  # on a large image it measures a proxy
 
     def process(self, item: StageInput) -> StageOutput:
         found = assess_image(item.image, self.params.gray_chroma, self.params.mono_residual)
@@ -47,9 +48,20 @@ class SpeckDetectStage(Stage):
 
     stage = "detect_damage"
     params_type = SpeckParams
+    analysis_sample = "crop"  # the top-hat statistics need full resolution
+
+    def tile_halo(self) -> int:
+        return self.params.kernel + self.params.max_area + self.params.dilate  # a whole speck fits in the halo
+
+    def analyze(self, item: StageInput) -> dict[str, Any]:
+        p = self.params
+        return {"levels": list(speck_levels(item.image, p.kernel, p.threshold_sigma, p.min_contrast))}
 
     def process(self, item: StageInput) -> StageOutput:
-        mask = detect_specks(item.image, **dataclasses.asdict(self.params))
+        levels = item.analysis.get("levels")
+        mask = detect_specks(
+            item.image, **dataclasses.asdict(self.params), levels=tuple(levels) if levels is not None else None
+        )
         fraction = float(mask.mean())
         return StageOutput(image=item.image, mask=mask, decisions={"damaged_fraction": round(fraction, 6)})
 
@@ -64,6 +76,9 @@ class TeleaInpaintStage(Stage):
 
     stage = "inpaint"
     params_type = TeleaParams
+
+    def tile_halo(self) -> int:
+        return 4 * self.params.radius + 16  # holes (specks) are small; the fill reads radius px around them
 
     def process(self, item: StageInput) -> StageOutput:
         if item.mask is None or not item.mask.any():
@@ -89,18 +104,35 @@ class ToneStage(Stage):
     stage = "enhance"
     params_type = ToneParams
 
-    def process(self, item: StageInput) -> StageOutput:
+    def tile_halo(self) -> int:
+        return 0  # pointwise once the gains and levels are measured
+
+    def analyze(self, item: StageInput) -> dict[str, Any]:
+        """Route, cast gains and contrast levels of the whole image."""
         p = self.params
         kind = item.decisions.get("assess", {}).get("kind")
         if kind is None:  # assess did not run: judge here
             kind = assess_image(item.image).kind
+        found: dict[str, Any] = {"kind": kind, "route": "keep-toning", "gains": None, "levels": None}
         image = item.image
         if kind == "color":
-            image, route = remove_color_cast(image, p.cast_strength), "color-cast"
+            found.update(route="color-cast", gains=color_cast_gains(image, p.cast_strength).tolist())
+            image = apply_gains(image, found["gains"])
         elif p.monochrome == "neutral":
-            image, route = neutralize(image), "neutralize-toning"
-        else:
-            route = "keep-toning"
+            found["route"] = "neutralize-toning"
+            image = neutralize(image)
         if p.contrast:
-            image = auto_contrast(image, p.low_pct, p.high_pct, p.max_gain)
-        return StageOutput(image=image, decisions={"kind": kind, "route": route, "contrast": p.contrast})
+            found["levels"] = list(contrast_levels(image, p.low_pct, p.high_pct, p.max_gain))
+        return found
+
+    def process(self, item: StageInput) -> StageOutput:
+        found = item.analysis or self.analyze(item)
+        image = item.image
+        if found["gains"] is not None:
+            image = apply_gains(image, found["gains"])
+        elif found["route"] == "neutralize-toning":
+            image = neutralize(image)
+        if found["levels"] is not None:
+            image = apply_levels(image, *found["levels"])
+        decisions = {"kind": found["kind"], "route": found["route"], "contrast": self.params.contrast}
+        return StageOutput(image=image, decisions=decisions)

@@ -14,6 +14,19 @@ def _robust_sigma(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - med)))
 
 
+def speck_levels(
+    image: np.ndarray, kernel: int = 11, threshold_sigma: float = 8.0, min_contrast: float = 0.3
+) -> tuple[float, float]:
+    """Detection levels of the white and black top-hats (see :func:`detect_specks`), measured on ``image``."""
+    check_image(image)
+    if kernel < 3 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be an odd size >= 3, got {kernel}")
+    gray = luminance(image)
+    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
+    white, black = (cv2.morphologyEx(gray, op, element) for op in (cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT))
+    return tuple(max(min_contrast, threshold_sigma * _robust_sigma(r)) for r in (white, black))
+
+
 def detect_specks(
     image: np.ndarray,
     kernel: int = 11,
@@ -21,6 +34,7 @@ def detect_specks(
     min_contrast: float = 0.3,
     max_area: int = 120,
     dilate: int = 1,
+    levels: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Mask of small bright or dark defects: dust, specks, short hair-line scratches.
 
@@ -28,7 +42,8 @@ def detect_specks(
     ``kernel`` px) exceeds both ``min_contrast`` and ``threshold_sigma`` robust sigmas of
     that top-hat. Connected candidates larger than ``max_area`` px are kept out: they are
     picture content, not dust. The mask is grown by ``dilate`` px to cover soft edges.
-    Returns a bool ``(H, W)`` array.
+    ``levels`` (from :func:`speck_levels` on the whole image) replaces the measurement on
+    ``image`` when it is a tile. Returns a bool ``(H, W)`` array.
     """
     check_image(image)
     if kernel < 3 or kernel % 2 == 0:
@@ -36,9 +51,9 @@ def detect_specks(
     gray = luminance(image)
     element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
     mask = np.zeros(gray.shape, dtype=bool)
-    for op in (cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT):
+    for k, op in enumerate((cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT)):
         response = cv2.morphologyEx(gray, op, element)
-        level = max(min_contrast, threshold_sigma * _robust_sigma(response))
+        level = levels[k] if levels is not None else max(min_contrast, threshold_sigma * _robust_sigma(response))
         mask |= response > level
     if mask.any():
         _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)

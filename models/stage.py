@@ -24,9 +24,10 @@ STAGE_ORDER: tuple[str, ...] = ("assess", "detect_damage", "inpaint", "enhance",
 class StageInput:
     """One item as a stage sees it."""
 
-    image: np.ndarray  # working float32 (H, W, 3)
+    image: np.ndarray  # working float32 (H, W, 3): the whole image, a tile of it, or a proxy
     mask: np.ndarray | None = None  # bool (H, W) damage mask from detect_damage, if any
     decisions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # earlier stages'
+    analysis: Mapping[str, Any] = field(default_factory=dict)  # this stage's analyze(), shared by tiles
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,19 @@ class Stage:
     Subclasses set ``stage`` (one of :data:`STAGE_ORDER`) and ``params_type`` (a frozen
     dataclass whose defaults are the recommended settings), and implement :meth:`process`
     (one item) or, for batched models, :meth:`process_batch`.
+
+    Large images (:mod:`patina.models.tiling`) never become one float32 array: a stage that
+    only measures (``changes_pixels = False``) runs on a proxy; a local one (``tile_halo()``
+    not None) runs tile by tile, its whole-image measurements taken once by :meth:`analyze`
+    on a sample (``analysis_sample``: a downscaled ``proxy`` or a full-resolution ``crop``)
+    and handed to every tile in ``StageInput.analysis``.
     """
 
     stage: ClassVar[str]
     params_type: ClassVar[type]
     device: str = "cpu"
+    changes_pixels: ClassVar[bool] = True
+    analysis_sample: ClassVar[str] = "proxy"  # "proxy" | "crop"
 
     def __init__(self, spec: ModelSpec, params: Any) -> None:
         if not isinstance(params, self.params_type):
@@ -66,6 +75,14 @@ class Stage:
     def params_dict(self) -> dict[str, Any]:
         """The parameters as plain JSON-able data (they enter the chain key)."""
         return dataclasses.asdict(self.params)
+
+    def tile_halo(self) -> int | None:
+        """Context pixels a tile needs on each side, or None when the stage needs the whole image."""
+        return None
+
+    def analyze(self, item: StageInput) -> dict[str, Any]:
+        """Whole-image measurements that every tile must share (none by default)."""
+        return {}
 
     def process(self, item: StageInput) -> StageOutput:
         raise NotImplementedError

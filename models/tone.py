@@ -13,6 +13,13 @@ def auto_contrast(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.
     The same gain and offset apply to all three channels, so hue is kept. ``max_gain`` caps
     the stretch on nearly flat images (noise would otherwise be amplified without bound).
     """
+    return apply_levels(image, *contrast_levels(image, low_pct, high_pct, max_gain))
+
+
+def contrast_levels(
+    image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5, max_gain: float = 4.0
+) -> tuple[float, float]:
+    """``(gain, offset)`` of :func:`auto_contrast`, measured on ``image`` (or a proxy of it)."""
     check_image(image)
     if not 0.0 <= low_pct < high_pct <= 100.0:
         raise ValueError(f"need 0 <= low_pct < high_pct <= 100, got {low_pct}, {high_pct}")
@@ -23,7 +30,12 @@ def auto_contrast(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.
     gain = min(1.0 / span, max_gain)
     # Centre the capped stretch on the measured range's midpoint.
     offset = 0.5 - gain * float(lo + hi) / 2.0 if gain < 1.0 / span else -gain * float(lo)
-    return np.clip(image * gain + offset, 0.0, 1.0).astype(np.float32)
+    return gain, offset
+
+
+def apply_levels(image: np.ndarray, gain: float, offset: float) -> np.ndarray:
+    """``image * gain + offset``, clipped to [0, 1] (pointwise: safe on tiles)."""
+    return np.clip(check_image(image) * np.float32(gain) + np.float32(offset), 0.0, 1.0).astype(np.float32)
 
 
 def illuminant_estimate(image: np.ndarray, p: float = 6.0, clip: float = 0.98) -> np.ndarray:
@@ -48,16 +60,26 @@ def remove_color_cast(image: np.ndarray, strength: float = 1.0, p: float = 6.0) 
 
     ``strength`` in [0, 1] blends between no correction (0) and full correction (1).
     """
+    return apply_gains(image, color_cast_gains(image, strength, p))
+
+
+def color_cast_gains(image: np.ndarray, strength: float = 1.0, p: float = 6.0) -> np.ndarray:
+    """Per-channel gains of :func:`remove_color_cast` (mean luma kept), measured on ``image``."""
     check_image(image)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     gains = 1.0 / illuminant_estimate(image, p=p)
     gains = 1.0 + strength * (gains - 1.0)
-    corrected = image * gains
-    before, after = float(luminance(image).mean()), float(luminance(corrected.astype(np.float32)).mean())
+    before = float(luminance(image).mean())
+    after = float(luminance((image * gains).astype(np.float32)).mean())
     if after > 1e-6:
-        corrected *= before / after
-    return np.clip(corrected, 0.0, 1.0).astype(np.float32)
+        gains = gains * (before / after)
+    return gains.astype(np.float32)
+
+
+def apply_gains(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Scale each channel by ``gains`` (shape ``(3,)``), clipped to [0, 1] (pointwise: safe on tiles)."""
+    return np.clip(check_image(image) * np.asarray(gains, np.float32), 0.0, 1.0).astype(np.float32)
 
 
 def neutralize(image: np.ndarray) -> np.ndarray:

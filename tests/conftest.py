@@ -78,3 +78,35 @@ def make_collection(folder: Path, count: int = 4, bad: bool = True) -> Path:
 @pytest.fixture
 def collection(tmp_path) -> Path:
     return make_collection(tmp_path / "collection")
+
+
+@pytest.fixture(scope="session")
+def http_server(tmp_path_factory):
+    """A real HTTP server on loopback serving a folder; paths under /forbidden/ answer 403."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path_factory.mktemp("http-root")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/forbidden/"):
+                self.send_error(403, "Forbidden")
+                return
+            super().do_GET()
+
+        def do_HEAD(self):
+            if self.path.startswith("/forbidden/"):
+                self.send_error(403, "Forbidden")
+                return
+            super().do_HEAD()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()

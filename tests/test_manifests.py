@@ -25,7 +25,8 @@ def test_csv_items_resolve_relative_uris_and_keep_metadata(tmp_path):
     items = read_manifest(path)
     assert [i.item_id for i in items] == ["one", "two", "three"]
     assert items[0].source_uri == str(tmp_path / "scans" / "one.tif")
-    assert items[0].checksum == ("sha256", sha) and items[0].metadata == {"title": "First", "date": "1901"}
+    assert items[0].checksum == ("sha256", sha) and (items[0].title, items[0].date) == ("First", "1901")
+    assert items[1].metadata == {} and items[1].title == "Second" and items[1].date is None
     assert items[1].source_uri == "/abs/two.jpg" and items[1].checksum is None
     assert items[2].source_uri == "s3://bucket/three.png" and items[2].checksum == ("md5", "b" * 32)
 
