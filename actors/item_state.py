@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class ItemState:
                 "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
                 "duration_s": round(duration_s, 6),
                 "host": HOST,
+                "worker": f"{HOST}:{os.getpid()}",
                 "device": step.device,
             }
         )

@@ -8,6 +8,7 @@ loses only the items in flight.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -82,15 +83,27 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.shutdown()
 
 
-def check_gpus(settings: RunSettings) -> None:
-    """Fail fast when a stage wants a GPU the cluster lacks (an actor would wait forever)."""
-    available = ray.cluster_resources().get("GPU", 0.0)
+def place_stages(settings: RunSettings, available_gpus: float | None = None) -> RunSettings:
+    """Check GPU requests against the cluster before any actor exists (one asking for a missing GPU waits forever).
+
+    A stage asking for a GPU on a cluster without one fails fast with :class:`GpuUnavailable`,
+    or, with ``gpu_fallback = "cpu"``, runs on the CPU (logged). Returns the settings to run.
+    """
+    if available_gpus is None:
+        available_gpus = ray.cluster_resources().get("GPU", 0.0)
+    placed = []
     for stage in settings.stages:
-        if stage.resources.num_gpus > 0 and available <= 0:
-            raise GpuUnavailable(
-                f"stage {stage.stage!r} ({stage.model_id}) asks for {stage.resources.num_gpus} GPU per actor, "
-                "but the Ray cluster has no GPU; set its num_gpus to 0 to run it on the CPU"
-            )
+        res = stage.resources
+        if res.num_gpus > 0 and available_gpus <= 0:
+            if res.gpu_fallback != "cpu":
+                raise GpuUnavailable(
+                    f"stage {stage.stage!r} ({stage.model_id}) asks for {res.num_gpus} GPU per actor, but the Ray "
+                    'cluster has no GPU; set its num_gpus to 0, or gpu_fallback = "cpu", to run it on the CPU'
+                )
+            log.warning("stage %s: the Ray cluster has no GPU, running %s on the CPU", stage.stage, stage.model_id)
+            stage = dataclasses.replace(stage, resources=dataclasses.replace(res, num_gpus=0.0))
+        placed.append(stage)
+    return dataclasses.replace(settings, stages=tuple(placed))
 
 
 def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Dataset:
@@ -131,7 +144,7 @@ def run_pipeline(
 
     Requires a Ray session (see :func:`ray_session`).
     """
-    check_gpus(settings)
+    settings = place_stages(settings)
     started = time.monotonic()
     summary = RunSummary(settings.run_id, settings.output_uri, provenance_uri(settings.output_uri), total=len(items))
     writer = ProvenanceWriter(settings.output_uri, settings.run_id, settings.storage_options, flush_rows, flush_seconds)

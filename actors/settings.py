@@ -18,6 +18,7 @@ class Resources:
     num_cpus: float = 0.25
     num_gpus: float = 0.0
     memory_bytes: int | None = None
+    gpu_fallback: str = "fail"  # "fail" | "cpu": what to do when num_gpus > 0 and the cluster has no GPU
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class ResourcesConfig(_Strict):
     num_cpus: float = Field(0.25, gt=0)
     num_gpus: float = Field(0.0, ge=0)
     memory_mb: int | None = Field(None, ge=1)
+    gpu_fallback: Literal["fail", "cpu"] = "fail"  # no GPU in the cluster: fail fast, or run on the CPU
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> ResourcesConfig:
@@ -142,6 +143,7 @@ class PipelineConfig(_Strict):
             r.num_cpus,
             r.num_gpus,
             r.memory_mb * 2**20 if r.memory_mb else None,
+            r.gpu_fallback,
         )
         large = LargeImagePolicy(**self.large_images.model_dump())
         return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large)

@@ -23,6 +23,7 @@ output_sha256   sha256 of the derivative's bytes
 started_at      UTC timestamp, microseconds
 duration_s      seconds spent on this item in this stage
 host            host name of the worker
+worker          ``host:pid`` of the process that ran the step (a restarted actor gets a new one)
 device          ``cpu`` or ``cuda:N``
 patina_version  version of patina that wrote the row
 =============== ============================================================================
@@ -73,6 +74,7 @@ SCHEMA = pa.schema(
         pa.field("started_at", pa.timestamp("us", tz="UTC")),
         pa.field("duration_s", pa.float64()),
         pa.field("host", pa.string()),
+        pa.field("worker", pa.string()),
         pa.field("device", pa.string()),
         pa.field("patina_version", pa.string()),
     ]

@@ -5,7 +5,10 @@ Loaded through ``plugins = ["tests.plugin_stages"]`` like any user plugin.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +20,8 @@ from patina.models.stage import Stage, StageInput, StageOutput
 @dataclass(frozen=True)
 class InvertParams:
     fail_below_height: int = 0  # images shorter than this fail
+    sleep_s: float = 0.0  # time taken per image (to kill an actor mid-run)
+    pid_dir: str = ""  # each actor process keeps a file named by its pid here, holding its item count
 
 
 class FussyInvert(Stage):
@@ -25,7 +30,17 @@ class FussyInvert(Stage):
     stage = "enhance"
     params_type = InvertParams
 
+    def __init__(self, spec: ModelSpec, params: InvertParams) -> None:
+        super().__init__(spec, params)
+        self.count = 0
+        if params.pid_dir:
+            Path(params.pid_dir, str(os.getpid())).write_text("0")
+
     def process(self, item: StageInput) -> StageOutput:
+        time.sleep(self.params.sleep_s)
+        self.count += 1
+        if self.params.pid_dir:
+            Path(self.params.pid_dir, str(os.getpid())).write_text(str(self.count))
         if item.image.shape[0] < self.params.fail_below_height:
             raise RuntimeError(f"image height {item.image.shape[0]} is below {self.params.fail_below_height}")
         return StageOutput(image=(1.0 - item.image).astype(np.float32), decisions={"inverted": True})
