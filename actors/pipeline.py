@@ -77,6 +77,14 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     elif num_cpus:
         kwargs["num_cpus"] = num_cpus
     ray.init(**kwargs)
+    resources = ray.cluster_resources()
+    log.info(
+        "Ray: %s, %d node(s), %g CPU, %g GPU",
+        f"joined the cluster at {address}" if address else "started a local instance",
+        sum(1 for node in ray.nodes() if node["Alive"]),
+        resources.get("CPU", 0),
+        resources.get("GPU", 0),
+    )
     try:
         yield
     finally:
