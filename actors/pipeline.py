@@ -23,7 +23,7 @@ import ray
 from patina import __version__
 from patina.actors.io_tasks import read_item, write_item
 from patina.actors.item_state import ItemState
-from patina.actors.settings import RunSettings
+from patina.actors.settings import Resources, RunSettings, StageSettings
 from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
 from patina.manifests.provenance import ProvenanceWriter, provenance_uri
@@ -74,8 +74,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
     if address:
         kwargs["address"] = address
-    elif num_cpus:
-        kwargs["num_cpus"] = num_cpus
+    else:  # "local": a new instance, even where a `ray start` cluster left its address behind
+        kwargs["address"] = "local"
+        if num_cpus:
+            kwargs["num_cpus"] = num_cpus
     ray.init(**kwargs)
     resources = ray.cluster_resources()
     log.info(
@@ -114,6 +116,28 @@ def place_stages(settings: RunSettings, available_gpus: float | None = None) -> 
     return dataclasses.replace(settings, stages=tuple(placed))
 
 
+def pool_groups(stages: Sequence[StageSettings]) -> list[tuple[StageSettings, ...]]:
+    """Adjacent stages with equal resources (pool name included) form one actor pool."""
+    groups: list[list[StageSettings]] = []
+    for stage in stages:
+        if groups and groups[-1][0].resources == stage.resources:
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    return [tuple(group) for group in groups]
+
+
+def pool_size(res: Resources, cluster: dict[str, float]) -> int:
+    """Most actors of a pool: as configured, else one per CPU of the cluster (per GPU share for GPU pools)."""
+    if res.max_actors is not None:
+        return res.max_actors
+    if res.num_gpus > 0:
+        fits = int(cluster.get("GPU", 0) // res.num_gpus)
+    else:
+        fits = int(cluster.get("CPU", 1))
+    return max(res.min_actors, fits, 1)
+
+
 def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Dataset:
     """The lazy Ray Data dataset of the whole pipeline (nothing runs until consumed)."""
     context = ray.data.DataContext.get_current()
@@ -124,20 +148,23 @@ def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Data
     ]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
     ds = ds.map(read_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
-    for index, stage in enumerate(settings.stages, start=1):
-        res = stage.resources
+    index, cluster = 1, ray.cluster_resources()
+    for group in pool_groups(settings.stages):
+        res = group[0].resources
         extra: dict[str, Any] = {"memory": res.memory_bytes} if res.memory_bytes else {}
         if res.num_gpus > 0:
             extra["num_gpus"] = res.num_gpus
         ds = ds.map_batches(
             StageActor,
-            fn_constructor_kwargs={"settings": stage, "stage_index": index},
-            compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=res.max_actors),
+            fn_constructor_kwargs={"settings": group, "stage_index": index},
+            compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=pool_size(res, cluster)),
             batch_size=res.batch_size,
             batch_format="numpy",
+            zero_copy_batch=True,  # StageActor never mutates its input batch
             num_cpus=res.num_cpus,
             **extra,
         )
+        index += len(group)
     return ds.map(write_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
 
 

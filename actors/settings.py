@@ -10,15 +10,16 @@ from patina.models.tiling import LargeImagePolicy
 
 @dataclass(frozen=True)
 class Resources:
-    """How one stage's actor pool is sized and placed."""
+    """How one stage's actor pool is sized and placed (a shared pool: the same for all its stages)."""
 
     batch_size: int = 4
     min_actors: int = 1
-    max_actors: int = 1
+    max_actors: int | None = None  # None: as many as the cluster has CPUs (GPUs for a GPU pool)
     num_cpus: float = 0.25
     num_gpus: float = 0.0
     memory_bytes: int | None = None
     gpu_fallback: str = "fail"  # "fail" | "cpu": what to do when num_gpus > 0 and the cluster has no GPU
+    pool: str = ""  # adjacent stages with the same pool name and resources share one actor pool
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
-"""One Ray Data callable class serves every model stage: one actor pool per stage.
+"""One Ray Data callable class serves every actor pool: one or more adjacent stages.
 
-``__init__`` builds the stage once per actor (loading its weights); ``__call__`` runs a batch.
+A pool runs one model stage (a GPU model gets its own pool, pinned by its resources), or a
+chain of adjacent stages configured to share a pool (by default the classical CPU stages:
+passing pixels between pools costs more than those stages do). ``__init__`` builds each
+stage once per actor (loading its weights); ``__call__`` runs a batch through them in order.
 A failing item is caught and recorded; the rest of the batch goes on.
 """
 
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,9 +25,61 @@ from patina.models.tiling import TiledResult, can_tile, is_large, run_large
 
 log = logging.getLogger(__name__)
 
+Result = tuple[float, float, StageOutput | TiledResult | BaseException]  # (started, seconds, outcome)
+
+
+@dataclass
+class _Batch:
+    """The rows of one Ray Data batch while the actor's stages work on them.
+
+    Between the stages of one actor, pixels stay working float32 and masks stay arrays;
+    :meth:`finish` turns them back into transport pixels and encoded masks once, at the end.
+    """
+
+    rows: list[dict[str, Any]]
+    states: list[ItemState]
+    images: list[np.ndarray]  # uint16 transport pixels, or float32 working pixels
+    masks: list[bytes | np.ndarray | None]  # encoded damage mask, or the mask itself
+
+    def working(self, i: int) -> np.ndarray:
+        if self.images[i].dtype != np.float32:
+            self.images[i] = to_working(self.images[i])
+        return self.images[i]
+
+    def transport(self, i: int) -> np.ndarray:
+        if self.images[i].dtype == np.float32:
+            self.images[i] = to_transport(self.images[i])
+        return self.images[i]
+
+    def mask(self, i: int) -> np.ndarray | None:
+        if isinstance(self.masks[i], bytes | np.bytes_):
+            self.masks[i] = decode_mask(bytes(self.masks[i]))
+        return self.masks[i]
+
+    def finish(self) -> tuple[list[np.ndarray], list[bytes]]:
+        images = [self.transport(i) for i in range(len(self.images))]
+        masks = [m if isinstance(m, bytes | np.bytes_) else encode_mask(m) for m in self.masks]
+        return images, masks
+
 
 class StageActor:
-    """Runs one configured stage over batches of pipeline rows."""
+    """Runs one configured stage, or a chain of adjacent ones, over batches of pipeline rows."""
+
+    def __init__(self, settings: StageSettings | tuple[StageSettings, ...], stage_index: int) -> None:
+        chain = settings if isinstance(settings, tuple) else (settings,)
+        self.runners = [_StageRunner(conf, stage_index + k) for k, conf in enumerate(chain)]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        rows = [{k: batch[k][i] for k in batch} for i in range(len(batch["item_id"]))]
+        work = _Batch(rows, [ItemState.from_json(r["state"]) for r in rows], list(batch["image"]), list(batch["mask"]))
+        for runner in self.runners:
+            runner.run(work)
+        images, masks = work.finish()
+        return dict(batch, image=_column(images), mask=masks, state=[s.to_json() for s in work.states])
+
+
+class _StageRunner:
+    """One stage inside an actor: builds it once, runs it over a batch, records what happened."""
 
     def __init__(self, settings: StageSettings, stage_index: int) -> None:
         self.settings = settings
@@ -33,37 +89,38 @@ class StageActor:
         self.step = Step(settings.stage, stage_index, spec.id, spec.sha256, self.stage.params_dict(), self.stage.device)
         log.info("actor ready: stage %s, model %s, device %s", settings.stage, settings.model_id, self.stage.device)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        rows = [{k: batch[k][i] for k in batch} for i in range(len(batch["item_id"]))]
-        states = [ItemState.from_json(r["state"]) for r in rows]
-        live = [i for i, s in enumerate(states) if not s.failed]
-        for i, state in enumerate(states):
+    def run(self, work: _Batch) -> None:
+        live = []
+        for i, state in enumerate(work.states):
             if state.failed:
-                state.skip_after_failure(rows[i], self.step)
-        images = list(batch["image"])
-        masks = list(batch["mask"])
-        large = [i for i in live if is_large(images[i].shape, self.settings.large) and can_tile(self.stage)]
+                state.skip_after_failure(work.rows[i], self.step)
+            else:
+                live.append(i)
+        tiled = can_tile(self.stage)
+        large = [i for i in live if tiled and is_large(work.images[i].shape, self.settings.large)]
         small = [i for i in live if i not in large]
-        results = self._run([self._input(rows[i], states[i]) for i in small]) if small else []
-        results += [self._run_large(rows[i], states[i]) for i in large]
-        for i, (started, duration, result) in zip(small + large, results, strict=True):
-            self._apply(rows[i], states[i], started, duration, result, images, masks, i)
-        return dict(batch, image=_column(images), mask=masks, state=[s.to_json() for s in states])
+        results = self._run([self._input(work, i) for i in small]) if small else []
+        results += [self._run_large(work, i) for i in large]
+        for i, result in zip(small + large, results, strict=True):
+            self._apply(work, i, result)
 
-    def _input(self, row: dict[str, Any], state: ItemState) -> StageInput:
-        return StageInput(to_working(row["image"]), decode_mask(row["mask"]), state.decisions)
+    def _mask(self, work: _Batch, i: int) -> np.ndarray | None:
+        return work.mask(i) if self.stage.uses_mask else None
 
-    def _run_large(self, row: dict[str, Any], state: ItemState) -> tuple[float, float, TiledResult | BaseException]:
+    def _input(self, work: _Batch, i: int) -> StageInput:
+        return StageInput(work.working(i), self._mask(work, i), work.states[i].decisions)
+
+    def _run_large(self, work: _Batch, i: int) -> Result:
         """One large image, tile by tile on its transport pixels (models/tiling.py)."""
         started = time.time()
         try:
-            mask = decode_mask(row["mask"])
-            result = run_large(self.stage, row["image"], mask, state.decisions, self.settings.large)
+            mask, decisions = self._mask(work, i), work.states[i].decisions
+            result = run_large(self.stage, work.transport(i), mask, decisions, self.settings.large)
         except Exception as exc:  # noqa: BLE001 - a failure is a row
             return started, time.time() - started, exc
         return started, time.time() - started, result
 
-    def _run(self, inputs: list[StageInput]) -> list[tuple[float, float, StageOutput | BaseException]]:
+    def _run(self, inputs: list[StageInput]) -> list[Result]:
         """Run the batch at once; if it fails, run item by item so only the culprits fail."""
         started = time.time()
         try:
@@ -73,27 +130,30 @@ class StageActor:
         else:
             each = (time.time() - started) / max(len(inputs), 1)
             return [(started, each, out) for out in outputs]
-        results = []
+        results: list[Result] = []
         for item in inputs:
             t0 = time.time()
             try:
-                results.append((t0, time.time() - t0, self.stage.process_batch([item])[0]))
+                outcome: StageOutput | BaseException = self.stage.process_batch([item])[0]
             except Exception as exc:  # noqa: BLE001 - a failure is a row
-                results.append((t0, time.time() - t0, exc))
+                outcome = exc
+            results.append((t0, time.time() - t0, outcome))
         return results
 
-    def _apply(self, row, state, started, duration, result, images, masks, i) -> None:
-        if isinstance(result, BaseException):
-            state.record(row, self.step, "failed", started, duration, error=result)
-            images[i], masks[i] = EMPTY_PIXELS, b""
+    def _apply(self, work: _Batch, i: int, result: Result) -> None:
+        started, duration, outcome = result
+        row, state = work.rows[i], work.states[i]
+        if isinstance(outcome, BaseException):
+            state.record(row, self.step, "failed", started, duration, error=outcome)
+            work.images[i], work.masks[i] = EMPTY_PIXELS, b""
             return
         state.advance(self.step)
-        decisions = dict(result.decisions)
+        decisions = dict(outcome.decisions)
         state.decisions[self.step.stage] = decisions
-        state.record(row, self.step, "ok" if result.applied else "skipped", started, duration, decisions)
-        images[i] = result.transport if isinstance(result, TiledResult) else to_transport(result.image)
-        if result.mask is not None:
-            masks[i] = encode_mask(result.mask)
+        state.record(row, self.step, "ok" if outcome.applied else "skipped", started, duration, decisions)
+        work.images[i] = outcome.transport if isinstance(outcome, TiledResult) else outcome.image
+        if outcome.mask is not None:
+            work.masks[i] = outcome.mask
 
 
 def _column(arrays: list[np.ndarray]) -> Any:

@@ -18,6 +18,7 @@ validated config becomes frozen :mod:`patina.actors.settings` dataclasses.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -43,15 +44,18 @@ class _Strict(BaseModel):
 class ResourcesConfig(_Strict):
     batch_size: int = Field(4, ge=1)
     min_actors: int = Field(1, ge=1)
-    max_actors: int = Field(1, ge=1)
+    max_actors: int | None = Field(None, ge=1)  # None: one per CPU of the cluster (per GPU share for GPU stages)
     num_cpus: float = Field(0.25, gt=0)
     num_gpus: float = Field(0.0, ge=0)
     memory_mb: int | None = Field(None, ge=1)
     gpu_fallback: Literal["fail", "cpu"] = "fail"  # no GPU in the cluster: fail fast, or run on the CPU
+    # Adjacent stages naming the same pool (with the same resources) share one actor pool. Unset: the
+    # classical CPU stages share "classical" while their resources agree; any other stage has its own.
+    pool: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> ResourcesConfig:
-        if self.max_actors < self.min_actors:
+        if self.max_actors is not None and self.max_actors < self.min_actors:
             raise ValueError(f"max_actors ({self.max_actors}) is below min_actors ({self.min_actors})")
         return self
 
@@ -113,8 +117,14 @@ class PipelineConfig(_Strict):
     @model_validator(mode="after")
     def _models_resolve(self) -> PipelineConfig:
         registry.load_plugins(self.plugins)
-        for name in self.stages:
-            self.stage_settings(name)  # raises with the stage named
+        settings = [self.stage_settings(name) for name in self.stages]  # raises with the stage named
+        for first, second in itertools.pairwise(settings):
+            named = self.stage.get(second.stage, StageConfig()).resources.pool
+            if named and named == first.resources.pool and first.resources != second.resources:
+                raise ValueError(
+                    f"stages {first.stage!r} and {second.stage!r} share pool {named!r} but their resources differ; "
+                    "give them the same resources, or separate pools"
+                )
         return self
 
     def model_id(self, stage: str) -> str:
@@ -144,6 +154,7 @@ class PipelineConfig(_Strict):
             r.num_gpus,
             r.memory_mb * 2**20 if r.memory_mb else None,
             r.gpu_fallback,
+            r.pool or ("classical" if spec.architecture == "classical" and r.num_gpus == 0 else stage),
         )
         large = LargeImagePolicy(**self.large_images.model_dump())
         return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large)

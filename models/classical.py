@@ -76,6 +76,7 @@ class TeleaInpaintStage(Stage):
 
     stage = "inpaint"
     params_type = TeleaParams
+    uses_mask = True
 
     def tile_halo(self) -> int:
         return 4 * self.params.radius + 16  # holes (specks) are small; the fill reads radius px around them

@@ -40,16 +40,18 @@ def check_mask(mask: np.ndarray, shape: tuple[int, ...], name: str = "mask") -> 
 def to_working(pixels: np.ndarray) -> np.ndarray:
     """Integer pixels ``(H, W, 3)`` (uint8 or uint16) -> working float32 in [0, 1]."""
     if pixels.dtype == np.uint8:
-        return pixels.astype(np.float32) / 255.0
+        return np.multiply(pixels, np.float32(1.0 / 255.0), dtype=np.float32)
     if pixels.dtype == np.uint16:
-        return pixels.astype(np.float32) / _TRANSPORT_MAX
+        return np.multiply(pixels, np.float32(1.0 / _TRANSPORT_MAX), dtype=np.float32)
     raise ValueError(f"pixels must be uint8 or uint16, got {pixels.dtype}")
 
 
 def to_transport(image: np.ndarray) -> np.ndarray:
     """Working float32 image -> uint16 transport pixels (values clipped to [0, 1])."""
     check_image(image)
-    return np.rint(np.clip(image, 0.0, 1.0) * _TRANSPORT_MAX).astype(TRANSPORT_DTYPE)
+    scaled = np.multiply(image, np.float32(_TRANSPORT_MAX))
+    np.clip(scaled, 0.0, _TRANSPORT_MAX, out=scaled)
+    return np.rint(scaled, out=scaled).astype(TRANSPORT_DTYPE)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ _ENTRIES: dict[str, RegistryEntry] = {
     e.spec.id: e
     for e in (
         _classical("classical/assess@1", AssessStage, "CIELAB chroma statistics, Immerkaer noise, Laplacian sharpness"),
-        _classical("classical/speck-detector@1", SpeckDetectStage, "white/black top-hat dust and speck detector"),
+        _classical("classical/speck-detector@2", SpeckDetectStage, "white/black top-hat dust and speck detector"),
         _classical("classical/telea-inpaint@1", TeleaInpaintStage, "OpenCV Telea fast-marching inpainting"),
         _classical("classical/tone@1", ToneStage, "shades-of-gray colour cast, toning removal, luma auto-contrast"),
     )
@@ -49,7 +49,7 @@ _ENTRIES: dict[str, RegistryEntry] = {
 
 DEFAULT_MODELS: dict[str, str] = {
     "assess": "classical/assess@1",
-    "detect_damage": "classical/speck-detector@1",
+    "detect_damage": "classical/speck-detector@2",
     "inpaint": "classical/telea-inpaint@1",
     "enhance": "classical/tone@1",
 }

@@ -62,6 +62,7 @@ class Stage:
     params_type: ClassVar[type]
     device: str = "cpu"
     changes_pixels: ClassVar[bool] = True
+    uses_mask: ClassVar[bool] = False  # reads the damage mask (it is decoded only for such stages)
     analysis_sample: ClassVar[str] = "proxy"  # "proxy" | "crop"
 
     def __init__(self, spec: ModelSpec, params: Any) -> None:

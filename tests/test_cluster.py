@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,6 +85,10 @@ def two_node_cluster(tmp_path_factory):
     finally:
         for process in reversed(nodes):
             _stop(process)
+        # `ray start` records its address for later `ray.init()` calls; a stopped cluster's must not linger
+        current = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
+        if current.exists() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
 
 
 @pytest.mark.slow
