@@ -23,6 +23,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from patina.models.color_management import SRGB_ICC, ColorProfileError, convert_to_srgb, is_srgb, profile_info
+from patina.models.image import transport_to_pixels
 from patina.models.image_metadata import OutputMetadata, SourceMetadata, png_with_metadata, read_exif
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def encode_image(pixels: np.ndarray, fmt: str, jpeg_quality: int = 95, metadata:
         raise ValueError(f"unknown output format {fmt!r}")
     meta = metadata or OutputMetadata()
     if pixels.dtype == np.uint16 and fmt not in SIXTEEN_BIT_FORMATS:
-        pixels = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        pixels = transport_to_pixels(pixels, 8)
     if fmt == "png":
         ok, buffer = cv2.imencode(".png", pixels[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 3])
         if not ok:

@@ -11,6 +11,7 @@ convert, and are the only place that does.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 TRANSPORT_DTYPE = np.uint16
@@ -79,6 +80,6 @@ def transport_to_pixels(transport: np.ndarray, bit_depth: int) -> np.ndarray:
     """uint16 transport pixels -> uint8 (``bit_depth`` 8) or uint16 (16) pixels for encoding."""
     if bit_depth == 16:
         return transport
-    if bit_depth == 8:
-        return ((transport.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if bit_depth == 8:  # round(v / 257): OpenCV's saturating convert, exact for all 65536 values (tested)
+        return cv2.convertScaleAbs(transport, alpha=1.0 / 257.0)
     raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")

@@ -123,3 +123,11 @@ def test_synthetic_damage_mask_is_exactly_what_was_drawn(damage):
     assert np.array_equal(changed & out.mask, out.mask)  # every masked pixel was damaged
     if damage != "crease":  # a crease also shades a band beside the break, which stays legible
         assert not (changed & ~out.mask).any()
+
+
+def test_transport_to_eight_bits_rounds_every_value_exactly():
+    from patina.models.image import transport_to_pixels
+
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256, 1).repeat(3, axis=2)
+    expected = np.floor(values.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+    assert np.array_equal(transport_to_pixels(values, 8), expected)
