@@ -149,14 +149,17 @@ def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Data
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
     ds = ds.map(read_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
     index, cluster = 1, ray.cluster_resources()
-    for group in pool_groups(settings.stages):
+    groups = pool_groups(settings.stages)
+    for position, group in enumerate(groups):
         res = group[0].resources
         extra: dict[str, Any] = {"memory": res.memory_bytes} if res.memory_bytes else {}
         if res.num_gpus > 0:
             extra["num_gpus"] = res.num_gpus
+        # The last pool, when it runs on CPUs, also writes: its pixels need not travel to a write task.
+        write = settings if position == len(groups) - 1 and res.num_gpus == 0 else None
         ds = ds.map_batches(
             StageActor,
-            fn_constructor_kwargs={"settings": group, "stage_index": index},
+            fn_constructor_kwargs={"settings": group, "stage_index": index, "write": write},
             compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=pool_size(res, cluster)),
             batch_size=res.batch_size,
             batch_format="numpy",
@@ -165,6 +168,8 @@ def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Data
             **extra,
         )
         index += len(group)
+        if write is not None:
+            return ds
     return ds.map(write_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
 
 

@@ -1,4 +1,4 @@
-"""One Ray Data callable class serves every actor pool: one or more adjacent stages.
+"""One Ray Data callable class serves every actor pool: one or more adjacent stages (and, last, the write).
 
 A pool runs one model stage (a GPU model gets its own pool, pinned by its resources), or a
 chain of adjacent stages configured to share a pool (by default the classical CPU stages:
@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from patina.actors.io_tasks import write_item
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, decode_mask, encode_mask
-from patina.actors.settings import StageSettings
+from patina.actors.settings import RunSettings, StageSettings
 from patina.models.image import to_transport, to_working
 from patina.models.registry import build_stage, load_plugins
 from patina.models.stage import StageInput, StageOutput
@@ -65,9 +66,15 @@ class _Batch:
 class StageActor:
     """Runs one configured stage, or a chain of adjacent ones, over batches of pipeline rows."""
 
-    def __init__(self, settings: StageSettings | tuple[StageSettings, ...], stage_index: int) -> None:
+    def __init__(
+        self,
+        settings: StageSettings | tuple[StageSettings, ...],
+        stage_index: int,
+        write: RunSettings | None = None,
+    ) -> None:
         chain = settings if isinstance(settings, tuple) else (settings,)
         self.runners = [_StageRunner(conf, stage_index + k) for k, conf in enumerate(chain)]
+        self.write = write  # the last pool, on CPUs: write the derivatives here, sparing a hand-off of pixels
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         rows = [{k: batch[k][i] for k in batch} for i in range(len(batch["item_id"]))]
@@ -75,7 +82,14 @@ class StageActor:
         for runner in self.runners:
             runner.run(work)
         images, masks = work.finish()
-        return dict(batch, image=_column(images), mask=masks, state=[s.to_json() for s in work.states])
+        states = [s.to_json() for s in work.states]
+        if self.write is None:
+            return dict(batch, image=_column(images), mask=masks, state=states)
+        written = [
+            write_item(dict(row, image=image, mask=mask, state=state), self.write)
+            for row, image, mask, state in zip(rows, images, masks, states, strict=True)
+        ]
+        return {"item_id": batch["item_id"], "state": [w["state"] for w in written]}
 
 
 class _StageRunner:
