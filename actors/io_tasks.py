@@ -14,7 +14,7 @@ from patina import __version__
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step
 from patina.actors.settings import RunSettings
 from patina.manifests.provenance import source_chain_key
-from patina.manifests.storage import atomic_write, join_uri, output_key, read_bytes
+from patina.manifests.storage import atomic_write, join_uri, output_key, read_bytes, source_stamp
 from patina.models.codecs import OUTPUT_FORMATS, decode_image, encode_image, output_format
 from patina.models.image import pixels_to_transport, transport_to_pixels
 from patina.models.image_metadata import HistoryStep, OutputMetadata, xmp_packet
@@ -61,6 +61,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
             "dpi": meta.dpi,
             "date_taken": meta.date_taken,
             "warnings": list(meta.notes),
+            "source_stamp": source_stamp(row["source_uri"], settings.storage_options),
         }
         state.record(row, step, "ok", started, time.time() - started, decisions)
     out["state"] = state.to_json()
@@ -72,8 +73,7 @@ def write_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     state = ItemState.from_json(row["state"])
     started = time.time()
     fmt = settings.output_format if state.failed else output_format(state.source_format, settings.output_format)
-    params = {"format": fmt, "jpeg_quality": settings.jpeg_quality if fmt == "jpeg" else None}
-    step = Step("write", len(settings.stages) + 1, WRITE_MODEL, None, params)
+    step = write_step(fmt, settings)
     if state.failed:
         state.skip_after_failure(row, step)
         return {"item_id": row["item_id"], "state": state.to_json()}
@@ -91,6 +91,12 @@ def write_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         for record in state.records:
             record["output_uri"], record["output_sha256"] = uri, digest
     return {"item_id": row["item_id"], "state": state.to_json()}
+
+
+def write_step(fmt: str, settings: RunSettings) -> Step:
+    """The write step's identity: its params (format, quality) enter the chain key."""
+    params = {"format": fmt, "jpeg_quality": settings.jpeg_quality if fmt == "jpeg" else None}
+    return Step("write", len(settings.stages) + 1, WRITE_MODEL, None, params)
 
 
 def output_metadata(row: dict[str, Any], state: ItemState, settings: RunSettings) -> OutputMetadata:

@@ -51,6 +51,7 @@ class RunSummary:
     failed: int = 0
     duration_s: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    plan: dict[str, Any] | None = None  # what the planner found (None: every item was run)
 
     @property
     def status(self) -> str:

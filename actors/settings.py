@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from patina.models.registry import entry
 from patina.models.tiling import LargeImagePolicy
 
 
@@ -42,3 +44,12 @@ class RunSettings:
     max_pixels: int = 178_956_970
     io_num_cpus: float = 0.25
     storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+def stage_identity(settings: StageSettings) -> tuple[str, str | None, dict[str, Any]]:
+    """``(model_id, weights sha256, params)``: what a stage's chain key covers.
+
+    One definition for the actors that extend chain keys and the planner that predicts them.
+    """
+    spec = entry(settings.model_id).spec
+    return spec.id, spec.sha256, dataclasses.asdict(settings.params)

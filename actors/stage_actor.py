@@ -18,7 +18,7 @@ import numpy as np
 
 from patina.actors.io_tasks import write_item
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, decode_mask, encode_mask
-from patina.actors.settings import RunSettings, StageSettings
+from patina.actors.settings import RunSettings, StageSettings, stage_identity
 from patina.models.image import to_transport, to_working
 from patina.models.registry import build_stage, load_plugins
 from patina.models.stage import StageInput, StageOutput
@@ -99,8 +99,7 @@ class _StageRunner:
         self.settings = settings
         load_plugins(settings.plugins)
         self.stage = build_stage(settings.model_id, settings.params)
-        spec = self.stage.spec
-        self.step = Step(settings.stage, stage_index, spec.id, spec.sha256, self.stage.params_dict(), self.stage.device)
+        self.step = Step(settings.stage, stage_index, *stage_identity(settings), device=self.stage.device)
         log.info("actor ready: stage %s, model %s, device %s", settings.stage, settings.model_id, self.stage.device)
 
     def run(self, work: _Batch) -> None:

@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
     run.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    run.add_argument("--all", action="store_true", help="run every item, even those already restored unchanged")
+    plan = commands.add_parser("plan", help="show what `patina run` would do, from the provenance under OUTPUT")
+    plan.add_argument("manifest", help="manifest URI")
+    plan.add_argument("--output", "-o", required=True, help="output URI of earlier runs")
+    plan.add_argument("--config", "-c", help="pipeline.toml (defaults when left out)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     return parser
 
 
@@ -47,7 +53,38 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "run":
         return run_command(args)
+    if args.command == "plan":
+        return plan_command(args)
     return EXIT_USAGE
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    """Classify every item against the provenance log; touches nothing."""
+    apply_defaults()
+    from patina.actors.planning import plan_run
+    from patina.flows.config import ConfigError, load_config
+    from patina.flows.restore import new_run_id
+    from patina.manifests.items import ManifestError
+    from patina.manifests.readers import read_manifest
+
+    output = os.path.abspath(args.output) if "://" not in args.output else args.output
+    try:
+        config = load_config(args.config)
+        items = read_manifest(args.manifest, config.storage.options)
+        planned = plan_run(items, config.run_settings(new_run_id(), output))
+    except (ManifestError, ConfigError) as exc:
+        print(f"patina: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    counts = planned.counts()
+    if args.json:
+        print(json.dumps({**counts, "changed_items": planned.changed, "removed_items": planned.removed}, indent=2))
+        return EXIT_OK
+    print(f"{len(items)} items in the manifest; {counts['to_run']} to run:")
+    print(f"  new {counts['new']}, failed before {counts['failed']}, master changed {counts['source_changed']}")
+    for stage, count in sorted(counts["changed"].items()):
+        print(f"  changed from stage {stage}: {count}")
+    print(f"  unchanged (nothing to do) {counts['unchanged']}; removed from the manifest (kept) {counts['removed']}")
+    return EXIT_OK
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -74,6 +111,7 @@ def run_command(args: argparse.Namespace) -> int:
                 os.path.abspath(args.output) if "://" not in args.output else args.output,
                 config,
                 address,
+                everything=args.all,
             )
     except (ManifestError, ConfigError) as exc:
         print(f"patina: {exc}", file=sys.stderr)
@@ -99,6 +137,13 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"[bold {colour}]{summary['status']}[/]: {summary['succeeded']} of {summary['total']} items restored, "
         f"{summary['failed']} failed, in {summary['duration_s']:.1f} s (run {summary['run_id']})"
     )
+    if summary.get("plan"):
+        plan = summary["plan"]
+        console.print(
+            f"plan: {plan['to_run']} to run ({plan['new']} new, {plan['failed']} failed before, "
+            f"{plan['source_changed']} masters changed, {sum(plan['changed'].values())} with changed steps), "
+            f"{plan['unchanged']} unchanged, {plan['removed']} removed from the manifest (kept)"
+        )
     console.print(f"outputs:    {summary['output_uri']}")
     console.print(f"provenance: {summary['provenance_uri']}/{summary['run_id']}/")
     if summary["failures"]:

@@ -11,10 +11,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from patina.actors.pipeline import RunSummary, ray_session, run_pipeline, summary_dict
+from patina.actors.planning import plan_run
 from patina.actors.settings import RunSettings
 from patina.flows import progress
 from patina.flows.config import ConfigError, PipelineConfig
 from patina.manifests.items import Item
+from patina.manifests.planner import Plan
+from patina.manifests.provenance import provenance_uri
 from patina.manifests.readers import read_manifest
 from patina.manifests.storage import check_output_location
 
@@ -29,6 +32,13 @@ def load_manifest(manifest_uri: str, storage_options: dict[str, Any]) -> list[It
     items = read_manifest(manifest_uri, storage_options)
     get_run_logger().info("manifest %s: %d items", manifest_uri, len(items))
     return items
+
+
+@task(name="plan-items", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def plan_items(items: list[Item], settings: RunSettings) -> Plan:
+    planned = plan_run(items, settings)
+    get_run_logger().info("plan: %s", planned.counts())
+    return planned
 
 
 @task(name="restore-items", cache_policy=NO_CACHE)
@@ -60,8 +70,13 @@ def restore_collection(
     output: str,
     config: PipelineConfig | None = None,
     ray_address: str | None = None,
+    everything: bool = False,
 ) -> dict[str, Any]:
-    """Restore every item of ``manifest`` into ``output``; returns the run summary."""
+    """Restore the items of ``manifest`` that need it into ``output``; returns the run summary.
+
+    Items whose every chain key matches the provenance already under ``output`` are left alone
+    (see :mod:`patina.manifests.planner`); ``everything`` runs every item regardless.
+    """
     config = config or PipelineConfig()
     run_id = new_run_id()
     settings = config.run_settings(run_id, output)
@@ -70,7 +85,16 @@ def restore_collection(
         check_output_location(output, [item.source_uri for item in items])
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus)
+    planned = None
+    if not everything:
+        planned = plan_items(items, settings)
+        items = [item for item in items if item.item_id in planned.to_run]
+    if items:
+        summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus)
+    else:
+        summary = RunSummary(run_id, output, provenance_uri(output))
+    if planned is not None:
+        summary.plan = planned.counts()
     create_markdown_artifact(_artifact(summary), key="patina-run", description=f"patina run {run_id}")
     get_run_logger().info(
         "run %s %s: %d ok, %d failed of %d", run_id, summary.status, summary.succeeded, summary.failed, summary.total

@@ -54,6 +54,17 @@ def read_bytes(uri: str, storage_options: dict | None = None) -> bytes:
     return fs.cat_file(path)
 
 
+def source_stamp(uri: str, storage_options: dict | None = None) -> str | None:
+    """``size:version`` of a stored object (ETag, else modification time): cheap change detection, None if unknown."""
+    fs, path = filesystem(uri, storage_options)
+    try:
+        info = fs.info(path)
+    except (FileNotFoundError, PermissionError, OSError):
+        return None
+    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+    return f"{info.get('size')}:{str(version).strip(chr(34))}" if version is not None else None
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -7,7 +7,6 @@ no I/O beyond loading its own weights. Image layout: see :mod:`patina.models.ima
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -72,10 +71,6 @@ class Stage:
             raise ValueError(f"{spec.id} is a {spec.stage!r} model, not a {self.stage!r} one")
         self.spec = spec
         self.params = params
-
-    def params_dict(self) -> dict[str, Any]:
-        """The parameters as plain JSON-able data (they enter the chain key)."""
-        return dataclasses.asdict(self.params)
 
     def tile_halo(self) -> int | None:
         """Context pixels a tile needs on each side, or None when the stage needs the whole image."""

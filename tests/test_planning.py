@@ -1,0 +1,108 @@
+"""Plan and resume: a rerun does only what is new, failed, or changed by a master or a step upgrade."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pyarrow.compute as pc
+import pytest
+
+from patina.actors.planning import plan_run
+from patina.flows.config import parse_config
+from patina.flows.restore import restore_collection
+from patina.manifests.provenance import read_provenance
+from patina.manifests.readers import read_manifest
+
+GOOD = [f"item/{i}" for i in range(4)]
+BAD = ["missing", "corrupt", "tampered"]
+
+
+def _plan(manifest, out, data=None):
+    config = parse_config(data or {})
+    return plan_run(read_manifest(str(manifest)), config.run_settings("plan", str(out)))
+
+
+def _run(manifest, out, data=None):
+    return restore_collection(str(manifest), str(out), parse_config(data or {}))
+
+
+def _runs_of(out, item_id):
+    table = read_provenance(str(out))
+    rows = table.filter(pc.and_(pc.equal(table["item_id"], item_id), pc.equal(table["stage"], "write")))
+    return sorted(rows["run_id"].to_pylist())
+
+
+def test_rerun_does_only_new_failed_and_changed_work(prefect_server, ray_local, collection, tmp_path):
+    out = tmp_path / "out"
+    first_plan = _plan(collection, out)
+    assert sorted(first_plan.new) == sorted(GOOD + BAD) and first_plan.to_run == set(GOOD + BAD)
+
+    first = _run(collection, out)
+    assert (first["succeeded"], first["failed"]) == (4, 3)
+
+    again = _plan(collection, out)
+    assert sorted(again.unchanged) == GOOD and sorted(again.failed) == sorted(BAD) and not again.changed
+    second = _run(collection, out)
+    assert (second["total"], second["failed"]) == (3, 3)  # only the failed ones were tried again
+    assert second["plan"]["unchanged"] == 4
+    assert len(_runs_of(out, "item/0")) == 1  # a finished item is not processed twice
+
+    # A parameter upgrade of enhance: that stage and the write run again for every restored item.
+    upgraded = {"stage": {"enhance": {"params": {"max_gain": 2.0}}}}
+    changed = _plan(collection, out, upgraded)
+    assert changed.changed == dict.fromkeys(GOOD, "enhance") and not changed.unchanged
+    third = _run(collection, out, upgraded)
+    assert third["plan"]["changed"] == {"enhance": 4} and third["succeeded"] == 4
+    assert sorted(_plan(collection, out, upgraded).unchanged) == GOOD
+
+    # An earlier stage's upgrade names that stage; the default config differs from the upgraded one at enhance.
+    earlier = {"stage": {"detect_damage": {"params": {"kernel": 9}}, "enhance": {"params": {"max_gain": 2.0}}}}
+    assert set(_plan(collection, out, earlier).changed.values()) == {"detect_damage"}
+
+
+def test_changed_master_and_removed_items_are_found(prefect_server, ray_local, tmp_path):
+    from tests.conftest import make_collection
+
+    manifest = make_collection(tmp_path / "c", count=3, bad=False)
+    out = tmp_path / "out"
+    assert _run(manifest, out)["succeeded"] == 3
+    master = tmp_path / "c" / "scan-1.png"
+    master.write_bytes(master.read_bytes() + b"\0")  # another size: a changed master (e.g. a rescan)
+    with open(manifest, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["item_id"] != "item/2"]
+    for row in rows:
+        row["checksum"] = ""  # the rescan no longer matches the recorded checksum
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["item_id", "source_uri", "checksum"])
+        writer.writeheader()
+        writer.writerows(rows)
+    planned = _plan(manifest, out)
+    assert planned.source == ["item/1"] and planned.unchanged == ["item/0"] and planned.removed == ["item/2"]
+    summary = _run(manifest, out)
+    assert summary["total"] == 1 and summary["plan"]["removed"] == 1
+    assert len(list(out.glob("item%2F2.*"))) == 1  # removed items are reported, never deleted
+
+
+@pytest.mark.slow
+def test_cli_plan_counts_match_what_run_then_does(collection, tmp_path):
+    out = tmp_path / "out"
+
+    def patina(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "patina.flows.cli", *args], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode in (0, 3), done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    patina("run", str(collection), "--output", str(out), "--num-cpus", "2", "--json")
+    config = tmp_path / "upgrade.toml"
+    config.write_text("[stage.inpaint.params]\nradius = 5\n")
+    planned = patina("plan", str(collection), "--output", str(out), "-c", str(config), "--json")
+    assert (planned["to_run"], planned["changed"], planned["failed"], planned["unchanged"]) == (7, {"inpaint": 4}, 3, 0)
+    ran = patina("run", str(collection), "--output", str(out), "-c", str(config), "--num-cpus", "2", "--json")
+    assert ran["total"] == planned["to_run"] and ran["plan"]["changed"] == planned["changed"]
+    after = patina("plan", str(collection), "--output", str(out), "-c", str(config), "--json")
+    assert (after["to_run"], after["unchanged"]) == (3, 4)  # only the three bad items remain
