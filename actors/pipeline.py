@@ -178,8 +178,6 @@ def run_pipeline(
     items: Sequence[Item],
     settings: RunSettings,
     progress: ProgressCallback | None = None,
-    flush_rows: int = 5000,
-    flush_seconds: float = 30.0,
 ) -> RunSummary:
     """Run every item through the pipeline; returns the run's summary.
 
@@ -188,7 +186,13 @@ def run_pipeline(
     settings = place_stages(settings)
     started = time.monotonic()
     summary = RunSummary(settings.run_id, settings.output_uri, provenance_uri(settings.output_uri), total=len(items))
-    writer = ProvenanceWriter(settings.output_uri, settings.run_id, settings.storage_options, flush_rows, flush_seconds)
+    writer = ProvenanceWriter(
+        settings.output_uri,
+        settings.run_id,
+        settings.storage_options,
+        settings.provenance_flush_rows,
+        settings.provenance_flush_seconds,
+    )
     if progress is not None:
         progress(0, summary.total, 0)
     try:

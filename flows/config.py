@@ -90,6 +90,13 @@ class RayConfig(_Strict):
     io_num_cpus: float = Field(0.25, gt=0)  # CPUs reserved per read/write task
 
 
+class ProvenanceConfig(_Strict):
+    """When the log commits a Parquet part; items done but not yet committed are redone after a crash."""
+
+    flush_rows: int = Field(5000, ge=1)
+    flush_seconds: float = Field(30.0, gt=0)
+
+
 class StorageConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)  # fsspec storage_options
 
@@ -103,6 +110,7 @@ class PipelineConfig(_Strict):
     large_images: LargeImagesConfig = Field(default_factory=LargeImagesConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    provenance: ProvenanceConfig = Field(default_factory=ProvenanceConfig)
 
     @field_validator("stages")
     @classmethod
@@ -169,6 +177,8 @@ class PipelineConfig(_Strict):
             max_pixels=self.input.max_pixels,
             io_num_cpus=self.ray.io_num_cpus,
             storage_options=dict(self.storage.options),
+            provenance_flush_rows=self.provenance.flush_rows,
+            provenance_flush_seconds=self.provenance.flush_seconds,
         )
 
 
