@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--output", "-o", required=True, help="output URI of earlier runs")
     plan.add_argument("--config", "-c", help="pipeline.toml (defaults when left out)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    prov = commands.add_parser("provenance", help="work with the provenance log under an output")
+    prov_commands = prov.add_subparsers(dest="provenance_command", required=True)
+    export = prov_commands.add_parser("export", help="export the log (PREMIS 3 XML)")
+    export.add_argument("output", help="output URI holding _provenance/")
+    export.add_argument("--format", choices=["premis"], default="premis")
+    export.add_argument("--run", help="only this run id")
+    export.add_argument("--to", help="write to this file (default: stdout)")
     return parser
 
 
@@ -55,7 +62,32 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(args)
     if args.command == "plan":
         return plan_command(args)
+    if args.command == "provenance":
+        return export_command(args)
     return EXIT_USAGE
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """``patina provenance export``: the log as PREMIS 3 XML."""
+    import pyarrow.compute as pc
+
+    from patina.manifests.premis import premis_document
+    from patina.manifests.provenance import read_provenance
+    from patina.manifests.storage import atomic_write
+
+    output = os.path.abspath(args.output) if "://" not in args.output else args.output
+    table = read_provenance(output)
+    if args.run:
+        table = table.filter(pc.equal(table["run_id"], args.run))
+    if table.num_rows == 0:
+        print(f"patina: no provenance under {output}" + (f" for run {args.run}" if args.run else ""), file=sys.stderr)
+        return EXIT_USAGE
+    document = premis_document(table)
+    if args.to:
+        atomic_write(os.path.abspath(args.to), document)
+    else:
+        sys.stdout.write(document.decode())
+    return EXIT_OK
 
 
 def plan_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,156 @@
+"""PREMIS 3 export of the provenance log (pure: an Arrow table in, XML bytes out).
+
+One ``event`` per item x step (type, dateTime, detail with program, version and parameters,
+outcome with the error when it failed), ``agent``\\ s for patina (software, version) and for
+every model (software, with its weights sha256), ``object``\\ s for each master and each
+derivative with their SHA-256 fixity, the derivative related to its master by a
+``derivation`` relationship. Elements follow the order of the PREMIS 3.0 schema
+(https://www.loc.gov/standards/premis/v3/premis.xsd): objects, events, agents.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+
+PREMIS = "http://www.loc.gov/premis/v3"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SCHEMA_LOCATION = f"{PREMIS} https://www.loc.gov/standards/premis/v3/premis.xsd"
+ET.register_namespace("premis", PREMIS)
+ET.register_namespace("xsi", XSI)
+
+# Event types from the Library of Congress vocabulary (id.loc.gov/vocabulary/preservation/eventType).
+EVENT_TYPES = {
+    "read": "message digest calculation",
+    "assess": "forensic feature analysis",
+    "detect_damage": "forensic feature analysis",
+    "write": "creation",
+}
+MODIFYING = "modification"  # inpaint, enhance, faces, colorize: the pixels change
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "TIFF": "image/tiff", "WEBP": "image/webp", "GIF": "image/gif"}
+EXTENSION_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".webp": "image/webp"}
+
+
+def _el(parent: ET.Element, name: str, text: str | None = None, **attrs: str) -> ET.Element:
+    node = ET.SubElement(parent, f"{{{PREMIS}}}{name}", attrs)
+    if text is not None:
+        node.text = text
+    return node
+
+
+def _identifier(parent: ET.Element, kind: str, id_type: str, value: str, role: str | None = None) -> None:
+    node = _el(parent, kind)
+    prefix = kind
+    _el(node, f"{prefix}Type", id_type)
+    _el(node, f"{prefix}Value", value)
+    if role is not None:
+        _el(node, f"{prefix[: -len('Identifier')]}Role", role)
+
+
+def _object(
+    root: ET.Element, uri: str, sha256: str | None, media_type: str, source: str | None, event: str | None
+) -> None:
+    obj = _el(root, "object", **{f"{{{XSI}}}type": "premis:file"})
+    _identifier(obj, "objectIdentifier", "URI", uri)
+    chars = _el(obj, "objectCharacteristics")
+    _el(chars, "compositionLevel", "0")
+    if sha256:
+        fixity = _el(chars, "fixity")
+        _el(fixity, "messageDigestAlgorithm", "SHA-256")
+        _el(fixity, "messageDigest", sha256)
+    designation = _el(_el(chars, "format"), "formatDesignation")
+    _el(designation, "formatName", media_type)
+    if source is not None:
+        relation = _el(obj, "relationship")
+        _el(relation, "relationshipType", "derivation")
+        _el(relation, "relationshipSubType", "has source")
+        _identifier(relation, "relatedObjectIdentifier", "URI", source)
+        if event is not None:
+            _identifier(relation, "relatedEventIdentifier", "local", event)
+
+
+def event_id(row: dict[str, Any]) -> str:
+    return f"{row['run_id']}/{row['item_id']}/{row['stage_index']}-{row['stage']}"
+
+
+def software_agent(version: str) -> str:
+    return f"patina {version}"
+
+
+def premis_document(table: pa.Table) -> bytes:
+    """PREMIS 3 XML for every row of a provenance table."""
+    rows = sorted(table.to_pylist(), key=lambda r: (r["run_id"], r["item_id"], r["stage_index"] or 0))
+    root = ET.Element(f"{{{PREMIS}}}premis", {"version": "3.0", f"{{{XSI}}}schemaLocation": SCHEMA_LOCATION})
+    _objects(root, rows)
+    for row in rows:
+        _event(root, row)
+    _agents(root, rows)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _objects(root: ET.Element, rows: list[dict[str, Any]]) -> None:
+    masters: dict[str, tuple[str | None, str]] = {}
+    derivatives: dict[str, tuple[str | None, str, str, str]] = {}
+    for row in rows:
+        if row["stage"] == "read" and row["status"] == "ok" and row["source_uri"]:
+            fmt = json.loads(row["decisions"] or "{}").get("format", "")
+            masters[row["source_uri"]] = (row["source_sha256"], MEDIA_TYPES.get(fmt, "application/octet-stream"))
+        if row["stage"] == "write" and row["status"] == "ok" and row["output_uri"]:
+            suffix = row["output_uri"][row["output_uri"].rfind(".") :]
+            media = EXTENSION_TYPES.get(suffix, "application/octet-stream")
+            derivatives[row["output_uri"]] = (row["output_sha256"], media, row["source_uri"], event_id(row))
+    for uri, (sha, media) in masters.items():
+        _object(root, uri, sha, media, None, None)
+    for uri, (sha, media, source, event) in derivatives.items():
+        _object(root, uri, sha, media, source, event)
+
+
+def _event(root: ET.Element, row: dict[str, Any]) -> None:
+    event = _el(root, "event")
+    _identifier(event, "eventIdentifier", "local", event_id(row))
+    _el(event, "eventType", EVENT_TYPES.get(row["stage"], MODIFYING))
+    _el(event, "eventDateTime", row["started_at"].isoformat() if row["started_at"] else "")
+    detail = (
+        f"program={software_agent(row['patina_version'])}; stage={row['stage']}; model={row['model_id']}; "
+        f"params={row['params']}; decisions={row['decisions']}"
+    )
+    _el(_el(event, "eventDetailInformation"), "eventDetail", detail)
+    outcome = _el(event, "eventOutcomeInformation")
+    _el(outcome, "eventOutcome", row["status"])
+    if row["error_message"]:
+        note = f"{row['error_type']}: {row['error_message']}"
+        _el(_el(outcome, "eventOutcomeDetail"), "eventOutcomeDetailNote", note)
+    _identifier(event, "linkingAgentIdentifier", "local", software_agent(row["patina_version"]), "executing program")
+    if row["model_id"]:
+        _identifier(event, "linkingAgentIdentifier", "local", row["model_id"], "implementer")
+    if row["source_uri"]:
+        _identifier(event, "linkingObjectIdentifier", "URI", row["source_uri"], "source")
+    if row["stage"] == "write" and row["output_uri"]:
+        _identifier(event, "linkingObjectIdentifier", "URI", row["output_uri"], "outcome")
+
+
+def _agents(root: ET.Element, rows: Iterable[dict[str, Any]]) -> None:
+    software: set[str] = set()
+    models: dict[str, str | None] = {}
+    for row in rows:
+        software.add(row["patina_version"])
+        if row["model_id"]:
+            models[row["model_id"]] = row["model_sha256"]
+    for version in sorted(software):
+        agent = _el(root, "agent")
+        _identifier(agent, "agentIdentifier", "local", software_agent(version))
+        _el(agent, "agentName", "patina")
+        _el(agent, "agentType", "software")
+        _el(agent, "agentVersion", version)
+    for model_id, sha in sorted(models.items()):
+        agent = _el(root, "agent")
+        _identifier(agent, "agentIdentifier", "local", model_id)
+        _el(agent, "agentName", model_id.split("@")[0])
+        _el(agent, "agentType", "software")
+        _el(agent, "agentVersion", model_id.rsplit("@", 1)[-1])
+        _el(agent, "agentNote", f"weights sha256: {sha}" if sha else "no weights (classical operation)")
