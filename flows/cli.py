@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--output", "-o", required=True, help="output URI of earlier runs")
     plan.add_argument("--config", "-c", help="pipeline.toml (defaults when left out)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    serve = commands.add_parser("serve", help="serve restore-collection on a schedule (runs until stopped)")
+    serve.add_argument("manifest", help="manifest URI")
+    serve.add_argument("--output", "-o", required=True, help="output URI")
+    serve.add_argument("--config", "-c", help="pipeline.toml (defaults when left out)")
+    serve.add_argument("--cron", default="0 2 * * *", help="cron schedule (default: nightly at 02:00)")
+    serve.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule (default: UTC)")
+    serve.add_argument("--name", default="nightly", help="deployment name (default: nightly)")
+    serve.add_argument("--ray-address", help="Ray cluster the runs join (default: a local Ray per run)")
     prov = commands.add_parser("provenance", help="work with the provenance log under an output")
     prov_commands = prov.add_subparsers(dest="provenance_command", required=True)
     export = prov_commands.add_parser("export", help="export the log (PREMIS 3 XML)")
@@ -64,7 +72,42 @@ def main(argv: list[str] | None = None) -> int:
         return plan_command(args)
     if args.command == "provenance":
         return export_command(args)
+    if args.command == "serve":
+        return serve_command(args)
     return EXIT_USAGE
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """``patina serve``: a Prefect deployment of restore-collection with a cron schedule, served here."""
+    apply_defaults()
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from prefect.schedules import Cron
+
+    from patina.flows.config import ConfigError, load_config
+    from patina.flows.restore import restore_collection
+
+    try:
+        config = load_config(args.config)
+        ZoneInfo(args.timezone)
+    except ConfigError as exc:
+        print(f"patina: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"patina: unknown time zone {args.timezone!r}", file=sys.stderr)
+        return EXIT_USAGE
+    output = os.path.abspath(args.output) if "://" not in args.output else args.output
+    manifest = os.path.abspath(args.manifest) if "://" not in args.manifest else args.manifest
+    parameters = {"manifest": manifest, "output": output, "config": config.model_dump(mode="json")}
+    if args.ray_address:
+        parameters["ray_address"] = args.ray_address
+    restore_collection.serve(
+        name=args.name,
+        schedule=Cron(args.cron, timezone=args.timezone),
+        parameters=parameters,
+        pause_on_shutdown=False,
+    )
+    return EXIT_OK
 
 
 def export_command(args: argparse.Namespace) -> int:
