@@ -88,11 +88,11 @@ async def _deployment(url: str):
             return None
 
 
-async def _trigger_and_wait(url: str, deployment_id, timeout: float = 240):
+async def _trigger_and_wait(url: str, deployment_id, timeout: float = 240, parameters: dict | None = None):
     from prefect.client.orchestration import PrefectClient
 
     async with PrefectClient(url) as client:
-        run = await client.create_flow_run_from_deployment(deployment_id)
+        run = await client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = await client.read_flow_run(run.id)
@@ -127,4 +127,47 @@ def test_serve_registers_a_nightly_schedule_and_runs_it_on_demand(prefect_api, t
         assert len([p for p in out.iterdir() if p.is_file()]) == 2
     finally:
         _stop(serve)
+        log.close()
+
+
+@pytest.mark.slow
+def test_deploy_prefect_yaml_registers_the_nightly_deployment_and_a_worker_runs_it(prefect_api, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PREFECT_API_URL=prefect_api, PATINA_HOME=str(root))
+    pool = subprocess.run(
+        [PREFECT, "work-pool", "create", "patina", "--type", "process"], capture_output=True, text=True, env=env
+    )
+    assert pool.returncode == 0, pool.stderr
+    deploy = subprocess.run(
+        [PREFECT, "--no-prompt", "deploy", "--prefect-file", "deploy/prefect.yaml", "--all"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=120,
+    )
+    assert deploy.returncode == 0, deploy.stdout[-2000:] + deploy.stderr[-2000:]
+    deployment = asyncio.run(_deployment(prefect_api))
+    assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == [("0 2 * * *", "Europe/Stockholm")]
+    assert deployment.work_pool_name == "patina"
+
+    manifest = make_collection(tmp_path / "c", count=2, bad=False)
+    out = tmp_path / "out"
+    log = open(tmp_path / "worker.log", "w")  # closed in finally
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "patina"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        run = asyncio.run(
+            _trigger_and_wait(prefect_api, deployment.id, parameters={"manifest": str(manifest), "output": str(out)})
+        )
+        assert run.state.is_completed(), (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+        assert len([p for p in out.iterdir() if p.is_file()]) == 2
+    finally:
+        _stop(worker)
         log.close()
