@@ -52,6 +52,7 @@ class RunSummary:
     duration_s: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     plan: dict[str, Any] | None = None  # what the planner found (None: every item was run)
+    report_uri: str | None = None
 
     @property
     def status(self) -> str:

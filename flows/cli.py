@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule (default: UTC)")
     serve.add_argument("--name", default="nightly", help="deployment name (default: nightly)")
     serve.add_argument("--ray-address", help="Ray cluster the runs join (default: a local Ray per run)")
+    report = commands.add_parser("report", help="write the static HTML report of a run")
+    report.add_argument("output", help="output URI holding _provenance/")
+    report.add_argument("--run", help="run id (default: the latest run)")
     prov = commands.add_parser("provenance", help="work with the provenance log under an output")
     prov_commands = prov.add_subparsers(dest="provenance_command", required=True)
     export = prov_commands.add_parser("export", help="export the log (PREMIS 3 XML)")
@@ -74,7 +77,23 @@ def main(argv: list[str] | None = None) -> int:
         return export_command(args)
     if args.command == "serve":
         return serve_command(args)
+    if args.command == "report":
+        return report_command(args)
     return EXIT_USAGE
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``patina report``: the run's HTML report under OUTPUT/_reports/."""
+    from patina.flows.report import write_report
+
+    output = os.path.abspath(args.output) if "://" not in args.output else args.output
+    try:
+        uri = write_report(output, args.run)
+    except ValueError as exc:
+        print(f"patina: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(uri)
+    return EXIT_OK
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -221,6 +240,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         )
     console.print(f"outputs:    {summary['output_uri']}")
     console.print(f"provenance: {summary['provenance_uri']}/{summary['run_id']}/")
+    if summary.get("report_uri"):
+        console.print(f"report:     {summary['report_uri']}")
     if summary["failures"]:
         table = Table("item", "stage", "error", title="failures")
         for failure in summary["failures"]:

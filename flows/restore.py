@@ -15,6 +15,7 @@ from patina.actors.planning import plan_run
 from patina.actors.settings import RunSettings
 from patina.flows import progress
 from patina.flows.config import ConfigError, PipelineConfig
+from patina.flows.report import write_report
 from patina.manifests.items import Item
 from patina.manifests.planner import Plan
 from patina.manifests.provenance import provenance_uri
@@ -49,15 +50,23 @@ def restore_items(
         return run_pipeline(items, settings, progress=progress.current())
 
 
+@task(name="write-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def report_items(output: str, run_id: str, storage_options: dict[str, Any]) -> str:
+    return write_report(output, run_id, storage_options)
+
+
 def _artifact(summary: RunSummary) -> str:
+    rate = summary.total / summary.duration_s if summary.duration_s > 0 else 0.0
     lines = [
         f"# patina run `{summary.run_id}`: {summary.status}",
         "",
-        "| items | ok | failed | seconds | output | provenance |",
-        "|---|---|---|---|---|---|",
-        f"| {summary.total} | {summary.succeeded} | {summary.failed} | {summary.duration_s:.1f} "
-        f"| `{summary.output_uri}` | `{summary.provenance_uri}/{summary.run_id}` |",
+        "| items | ok | failed | seconds | items/s | output | provenance | report |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {summary.total} | {summary.succeeded} | {summary.failed} | {summary.duration_s:.1f} | {rate:.2f} "
+        f"| `{summary.output_uri}` | `{summary.provenance_uri}/{summary.run_id}` | `{summary.report_uri or '-'}` |",
     ]
+    if summary.plan:
+        lines += ["", f"plan: `{summary.plan}`"]
     if summary.failures:
         lines += ["", "| item | stage | error |", "|---|---|---|"]
         lines += [f"| `{f.item_id}` | {f.stage} | {f.error_type}: {f.error_message} |" for f in summary.failures[:200]]
@@ -95,6 +104,11 @@ def restore_collection(
         summary = RunSummary(run_id, output, provenance_uri(output))
     if planned is not None:
         summary.plan = planned.counts()
+    if summary.total:
+        try:
+            summary.report_uri = report_items(output, run_id, config.storage.options)
+        except Exception as exc:  # noqa: BLE001 - a report that cannot be written never fails the run
+            get_run_logger().warning("no report for run %s: %s", run_id, exc)
     create_markdown_artifact(_artifact(summary), key="patina-run", description=f"patina run {run_id}")
     get_run_logger().info(
         "run %s %s: %d ok, %d failed of %d", run_id, summary.status, summary.succeeded, summary.failed, summary.total

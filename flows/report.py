@@ -1,0 +1,168 @@
+"""The run report: one static HTML file an archivist can open, mail or archive.
+
+Counts, step timings, what each stage decided, every failure with its message, and before/after
+thumbnails for a sample of the restored items and for every item flagged by a warning. Images
+are embedded (data URIs), so the file stands alone. Written atomically to
+``<output>/_reports/<run_id>.html``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from collections import Counter, defaultdict
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow.compute as pc
+
+from patina.manifests.provenance import read_provenance
+from patina.manifests.storage import atomic_write, join_uri, read_bytes
+from patina.models.codecs import decode_image
+
+log = logging.getLogger(__name__)
+
+REPORTS_DIR = "_reports"
+THUMBNAIL_PX = 256
+CATEGORICAL = {"assess": ("kind",), "enhance": ("kind", "route")}  # decisions worth counting per stage
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+.pair{display:inline-block;margin:.5em;vertical-align:top}.pair img{max-width:256px;display:block}
+.failed{color:#a00}.flag{color:#a60}
+"""
+
+
+def report_uri(output_uri: str, run_id: str) -> str:
+    return join_uri(output_uri, REPORTS_DIR, f"{run_id}.html")
+
+
+def write_report(
+    output_uri: str, run_id: str | None = None, storage_options: dict | None = None, sample: int = 12
+) -> str:
+    """Build the report of ``run_id`` (default: the latest run) and write it; returns its URI."""
+    table = read_provenance(output_uri, storage_options)
+    if table.num_rows == 0:
+        raise ValueError(f"no provenance under {output_uri}")
+    run_id = run_id or max(table["run_id"].to_pylist())
+    rows = table.filter(pc.equal(table["run_id"], run_id)).to_pylist()
+    if not rows:
+        raise ValueError(f"no run {run_id!r} under {output_uri}")
+    uri = report_uri(output_uri, run_id)
+    atomic_write(uri, render(run_id, rows, storage_options, sample).encode(), storage_options)
+    return uri
+
+
+def render(run_id: str, rows: list[dict[str, Any]], storage_options: dict | None = None, sample: int = 12) -> str:
+    """The report's HTML for one run's provenance rows."""
+    items: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        items[row["item_id"]].append(row)
+    failed = {i: next(r for r in rs if r["status"] == "failed") for i, rs in items.items() if _failed(rs)}
+    restored = sorted(i for i, rs in items.items() if any(r["stage"] == "write" and r["status"] == "ok" for r in rs))
+    flagged = sorted(i for i in restored if _warnings(items[i]))
+    shown = sorted(set(restored[:sample]) | set(flagged))
+    e = html.escape
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>patina run {e(run_id)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>patina run <code>{e(run_id)}</code></h1>",
+        "<table><tr><th>items</th><th>restored</th><th>failed</th><th>flagged</th></tr>",
+        f"<tr><td>{len(items)}</td><td>{len(restored)}</td><td>{len(failed)}</td><td>{len(flagged)}</td></tr></table>",
+        "<h2>Steps</h2>",
+        _timings(rows),
+        "<h2>Decisions</h2>",
+        _decisions(rows),
+        f"<h2>Failures ({len(failed)})</h2>",
+        _failures(failed),
+        f"<h2>Before and after ({len(shown)} of {len(restored)}: a sample and every flagged item)</h2>",
+        *(_pair(item_id, items[item_id], item_id in flagged, storage_options) for item_id in shown),
+        "</body></html>",
+    ]
+    return "".join(parts)
+
+
+def _failed(rows: list[dict[str, Any]]) -> bool:
+    return any(r["status"] == "failed" for r in rows)
+
+
+def _warnings(rows: list[dict[str, Any]]) -> list[str]:
+    read = next((r for r in rows if r["stage"] == "read"), None)
+    return json.loads(read["decisions"] or "{}").get("warnings", []) if read else []
+
+
+def _timings(rows: list[dict[str, Any]]) -> str:
+    by_stage: dict[tuple[int, str], list[float]] = defaultdict(list)
+    statuses: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        by_stage[(row["stage_index"] or 0, row["stage"])].append(row["duration_s"] or 0.0)
+        statuses[row["stage"]][row["status"]] += 1
+    out = [
+        "<table><tr><th>step</th><th>ok</th><th>skipped</th><th>failed</th><th>total s</th><th>mean s</th>"
+        "<th>p95 s</th></tr>"
+    ]
+    for (_, stage), seconds in sorted(by_stage.items()):
+        s = statuses[stage]
+        out.append(
+            f"<tr><td>{html.escape(stage)}</td><td>{s['ok']}</td><td>{s['skipped']}</td><td>{s['failed']}</td>"
+            f"<td>{sum(seconds):.2f}</td><td>{np.mean(seconds):.3f}</td><td>{np.percentile(seconds, 95):.3f}</td></tr>"
+        )
+    return "".join([*out, "</table>"])
+
+
+def _decisions(rows: list[dict[str, Any]]) -> str:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        decisions = json.loads(row["decisions"] or "{}")
+        for key in CATEGORICAL.get(row["stage"], ()):
+            if key in decisions:
+                counts[f"{row['stage']}.{key}"][str(decisions[key])] += 1
+        if row["stage"] not in ("read", "write") and row["status"] == "skipped" and "reason" in decisions:
+            counts[f"{row['stage']}: skipped because"][decisions["reason"]] += 1
+    out = ["<table><tr><th>decision</th><th>value</th><th>items</th></tr>"]
+    for name, values in sorted(counts.items()):
+        for value, count in values.most_common():
+            out.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(value)}</td><td>{count}</td></tr>")
+    return "".join([*out, "</table>"])
+
+
+def _failures(failed: dict[str, dict[str, Any]]) -> str:
+    out = ["<table><tr><th>item</th><th>step</th><th>error</th></tr>"]
+    for item_id, row in sorted(failed.items()):
+        message = f"{row['error_type']}: {row['error_message']}"
+        out.append(
+            f"<tr class='failed'><td>{html.escape(item_id)}</td><td>{html.escape(row['stage'])}</td>"
+            f"<td>{html.escape(message)}</td></tr>"
+        )
+    return "".join([*out, "</table>"])
+
+
+def _pair(item_id: str, rows: list[dict[str, Any]], flagged: bool, storage_options: dict | None) -> str:
+    write = next(r for r in rows if r["stage"] == "write")
+    images = [_thumbnail(uri, storage_options) for uri in (write["source_uri"], write["output_uri"])]
+    cells = "".join(
+        f"<img alt='{label}' src='{src}'>" if src else f"<p>{label}: unreadable</p>"
+        for label, src in zip(("before", "after"), images, strict=True)
+    )
+    note = "".join(f"<p class='flag'>{html.escape(w)}</p>" for w in _warnings(rows)) if flagged else ""
+    return f"<div class='pair'><p><b>{html.escape(item_id)}</b></p>{cells}{note}</div>"
+
+
+def _thumbnail(uri: str, storage_options: dict | None) -> str | None:
+    """A JPEG data URI of the image at ``uri``, at most THUMBNAIL_PX on its long side."""
+    try:
+        pixels = decode_image(read_bytes(uri, storage_options), max_pixels=10**9).pixels
+    except (OSError, ValueError) as exc:
+        log.warning("report: no thumbnail for %s: %s", uri, exc)
+        return None
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    scale = THUMBNAIL_PX / max(pixels.shape[:2])
+    if scale < 1:
+        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(pixels[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return f"data:image/jpeg;base64,{base64.b64encode(buffer.tobytes()).decode()}" if ok else None

@@ -1,0 +1,98 @@
+"""The static HTML run report: content from a real run, and its rendering in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from patina.actors.pipeline import run_pipeline
+from patina.flows.config import parse_config
+from patina.flows.report import report_uri, write_report
+from patina.manifests.readers import read_manifest
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict] = []
+        self.text: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+        if tag == "script":
+            self.scripts += 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def reported(ray_local, tmp_path_factory):
+    """A run over good, bad, multi-frame and oddly named items, and its report."""
+    from tests.conftest import make_collection
+
+    root = tmp_path_factory.mktemp("report")
+    manifest = make_collection(root / "c", count=3)
+    frames = [Image.fromarray(np.full((20, 30, 3), v, np.uint8)) for v in (40, 200)]
+    frames[0].save(root / "c" / "anim.gif", save_all=True, append_images=frames[1:])
+    with open(manifest, "a", newline="") as handle:
+        csv.writer(handle).writerow(["<b>odd</b> & id", "anim.gif", ""])
+    out = root / "out"
+    run_pipeline(read_manifest(str(manifest)), parse_config({}).run_settings("run-r", str(out)))
+    return out, write_report(str(out))
+
+
+def test_report_has_counts_timings_failures_and_thumbnails(reported):
+    out, uri = reported
+    assert uri == report_uri(str(out), "run-r") and Path(uri).exists()
+    page = _Collect()
+    page.feed(Path(uri).read_text())
+    text = " ".join(page.text)
+    assert "patina run run-r" in text
+    for needed in ("missing", "SourceUnavailable", "ChecksumMismatch: sha256 mismatch", "DecodeError"):
+        assert needed in text
+    for step in ("read", "assess", "detect_damage", "inpaint", "enhance", "write"):
+        assert step in text
+    assert "assess.kind" in text and "enhance.route" in text
+    assert "<b>odd</b> & id" in text and page.scripts == 0  # ids are escaped, never markup
+    assert "frames (animated)" in text  # the flagged item is shown with its warning
+    thumbnails = [img for img in page.images if img["src"].startswith("data:image/jpeg;base64,")]
+    assert len(thumbnails) == 2 * 4  # before and after for the three restored scans and the flagged GIF
+
+
+def test_cli_report_for_an_unknown_run_is_a_clear_error(reported, tmp_path):
+    import sys
+
+    out, _ = reported
+    done = subprocess.run(
+        [sys.executable, "-m", "patina.flows.cli", "report", str(out), "--run", "nope"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "no run 'nope'" in done.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt install chromium)"
+)
+def test_report_renders_in_headless_chromium(reported, tmp_path):
+    _, uri = reported
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2000"]
+    done = subprocess.run(
+        ["chromium", *flags, f"--screenshot={shot}", f"file://{uri}"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.std() > 10  # a page with text and pictures, not a blank one
+    dom = subprocess.run(
+        ["chromium", *flags, "--dump-dom", f"file://{uri}"], capture_output=True, text=True, timeout=120
+    )
+    assert "patina run" in dom.stdout and dom.stdout.count("<img") == 8
