@@ -135,6 +135,16 @@ class PipelineConfig(_Strict):
                 )
         return self
 
+    def with_models(self, models: dict[str, str]) -> PipelineConfig:
+        """This config with the given ``{stage: model id}`` (a model set), validated like a file's."""
+        data = self.model_dump()
+        for stage, model_id in models.items():
+            conf = data["stage"].setdefault(stage, {})
+            if stage not in self.stages or model_id != self.model_id(stage):
+                conf["params"] = {}  # params belong to a model: another model starts from its defaults
+            conf["model"] = model_id
+        return parse_config(data, "model set")
+
     def model_id(self, stage: str) -> str:
         configured = self.stage.get(stage, StageConfig()).model
         model_id = configured or registry.DEFAULT_MODELS.get(stage)

@@ -80,13 +80,17 @@ def restore_collection(
     config: PipelineConfig | None = None,
     ray_address: str | None = None,
     everything: bool = False,
+    models: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Restore the items of ``manifest`` that need it into ``output``; returns the run summary.
 
     Items whose every chain key matches the provenance already under ``output`` are left alone
     (see :mod:`patina.manifests.planner`); ``everything`` runs every item regardless.
+    ``models`` (``{stage: model id}``) overrides the config's models: tonight's model set.
     """
     config = config or PipelineConfig()
+    if models:
+        config = config.with_models(models)
     run_id = new_run_id()
     settings = config.run_settings(run_id, output)
     items = load_manifest(manifest, config.storage.options)

@@ -58,6 +58,11 @@ def test_rerun_does_only_new_failed_and_changed_work(prefect_server, ray_local, 
     assert third["plan"]["changed"] == {"enhance": 4} and third["succeeded"] == 4
     assert sorted(_plan(collection, out, upgraded).unchanged) == GOOD
 
+    # A model set given to the flow (tonight's models) is planned like any other change.
+    with_plugin = parse_config({**upgraded, "plugins": ["tests.plugin_stages"]})
+    model_set = restore_collection(str(collection), str(out), with_plugin, models={"enhance": "test/fussy-invert@1"})
+    assert model_set["plan"]["changed"] == {"enhance": 4} and model_set["total"] == 4 + 3
+
     # An earlier stage's upgrade names that stage; the default config differs from the upgraded one at enhance.
     earlier = {"stage": {"detect_damage": {"params": {"kernel": 9}}, "enhance": {"params": {"max_gain": 2.0}}}}
     assert set(_plan(collection, out, earlier).changed.values()) == {"detect_damage"}
@@ -69,6 +74,8 @@ def test_changed_master_and_removed_items_are_found(prefect_server, ray_local, t
     manifest = make_collection(tmp_path / "c", count=3, bad=False)
     out = tmp_path / "out"
     assert _run(manifest, out)["succeeded"] == 3
+    noop = _run(manifest, out)  # a finished collection: nothing to do, no Ray started
+    assert (noop["total"], noop["plan"]["unchanged"], noop.get("report_uri")) == (0, 3, None)
     master = tmp_path / "c" / "scan-1.png"
     master.write_bytes(master.read_bytes() + b"\0")  # another size: a changed master (e.g. a rescan)
     with open(manifest, newline="") as handle:
