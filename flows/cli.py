@@ -227,6 +227,11 @@ def print_summary(summary: dict[str, Any]) -> None:
 
     console = Console()
     colour = {"completed": "green", "partial": "yellow", "failed": "red"}[summary["status"]]
+    if summary["total"] == 0 and summary.get("plan"):
+        unchanged, removed = summary["plan"]["unchanged"], summary["plan"]["removed"]
+        console.print(f"[bold green]nothing to do[/]: {unchanged} items unchanged, {removed} removed from the manifest")
+        console.print(f"outputs:    {summary['output_uri']}")
+        return
     console.print(
         f"[bold {colour}]{summary['status']}[/]: {summary['succeeded']} of {summary['total']} items restored, "
         f"{summary['failed']} failed, in {summary['duration_s']:.1f} s (run {summary['run_id']})"

@@ -72,3 +72,12 @@ def test_missing_manifest_exits_2(tmp_path):
     done = _patina("run", str(tmp_path / "none.csv"), "--output", str(tmp_path / "o"))
     assert done.returncode == 2
     assert "manifest not found" in done.stderr
+
+
+def test_summary_of_a_run_with_nothing_to_do_says_so(capsys):
+    from patina.flows.cli import print_summary
+
+    plan = {"unchanged": 12, "removed": 1, "to_run": 0}
+    print_summary({"status": "completed", "total": 0, "output_uri": "/o", "plan": plan, "failures": []})
+    out = capsys.readouterr().out
+    assert "nothing to do: 12 items unchanged, 1 removed from the manifest" in out
