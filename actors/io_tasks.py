@@ -6,18 +6,25 @@ provenance row, never a lost block.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
+import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from patina import __version__
-from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step
+from patina.actors.intermediates import load_intermediate
+from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, encode_mask
 from patina.actors.settings import RunSettings
-from patina.manifests.provenance import source_chain_key
+from patina.manifests.provenance import canonical_json, source_chain_key
 from patina.manifests.storage import atomic_write, join_uri, output_key, read_bytes, source_stamp
 from patina.models.codecs import OUTPUT_FORMATS, decode_image, encode_image, output_format
 from patina.models.image import pixels_to_transport, transport_to_pixels
 from patina.models.image_metadata import HistoryStep, OutputMetadata, xmp_packet
+
+log = logging.getLogger(__name__)
 
 READ_MODEL = "patina/read@1"
 WRITE_MODEL = "patina/write@1"
@@ -33,8 +40,13 @@ class SourceUnavailable(OSError):
 
 def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     """Fetch a master read-only, check its fixity and decode it into transport pixels."""
-    state = ItemState()
     step = Step("read", 0, READ_MODEL, None, {"max_pixels": settings.max_pixels})
+    if row.get("resume_uri"):
+        try:
+            return _resume(row, settings)
+        except Exception as exc:  # noqa: BLE001 - an unreadable intermediate: restore from the master
+            log.warning("item %s: kept intermediate unusable (%s); reading the master", row["item_id"], exc)
+    state = ItemState()
     started = time.time()
     out = dict(row, image=EMPTY_PIXELS, mask=b"", exif=b"")
     try:
@@ -64,6 +76,30 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
             "source_stamp": source_stamp(row["source_uri"], settings.storage_options),
         }
         state.record(row, step, "ok", started, time.time() - started, decisions)
+    out["state"] = state.to_json()
+    return out
+
+
+def _resume(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
+    """Start an item from a kept intermediate: its pixels, mask and state after the reused steps.
+
+    The reused steps are recorded again, as ``skipped`` with their chain keys, so this run's
+    rows describe the whole chain of the derivative it writes.
+    """
+    now = datetime.fromtimestamp(time.time(), UTC).isoformat()
+    kept = load_intermediate(row["resume_uri"], settings.storage_options)
+    stored = ItemState.from_json(kept["state"])
+    state = dataclasses.replace(stored, records=[], resume_index=int(row["resume_index"]))
+    for record in stored.records:
+        decisions = json.loads(record["decisions"] or "{}")
+        if record["stage"] == "read":
+            decisions["resumed_from"] = row["resume_uri"]
+            state.records.append(dict(record, decisions=canonical_json(decisions), started_at=now))
+        else:
+            reused = {"reason": "reused from a kept intermediate", "intermediate": row["resume_uri"], **decisions}
+            skipped = dict(record, status="skipped", decisions=canonical_json(reused), duration_s=0.0, started_at=now)
+            state.records.append(skipped)
+    out = dict(row, image=kept["image"], mask=encode_mask(kept["mask"]), exif=kept["exif"])
     out["state"] = state.to_json()
     return out
 

@@ -47,6 +47,7 @@ class ItemState:
     bit_depth: int = 8
     dpi: tuple[float, float] | None = None
     date_taken: str | None = None
+    resume_index: int = 0  # steps before this index were reused from a kept intermediate
     decisions: dict[str, Any] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
 

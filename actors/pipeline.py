@@ -21,6 +21,7 @@ from typing import Any
 import ray
 
 from patina import __version__
+from patina.actors.intermediates import intermediate_uri
 from patina.actors.io_tasks import read_item, write_item
 from patina.actors.item_state import ItemState
 from patina.actors.settings import Resources, RunSettings, StageSettings
@@ -140,14 +141,25 @@ def pool_size(res: Resources, cluster: dict[str, float]) -> int:
     return max(res.min_actors, fits, 1)
 
 
-def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Dataset:
+def build_dataset(
+    items: Sequence[Item], settings: RunSettings, resume: dict[str, tuple[int, str]] | None = None
+) -> ray.data.Dataset:
     """The lazy Ray Data dataset of the whole pipeline (nothing runs until consumed)."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the CLI owns the terminal
-    rows = [
-        {"item_id": it.item_id, "source_uri": it.source_uri, "checksum": ":".join(it.checksum) if it.checksum else ""}
-        for it in items
-    ]
+    resume = resume or {}
+    rows = []
+    for it in items:
+        index, key = resume.get(it.item_id, (0, ""))
+        rows.append(
+            {
+                "item_id": it.item_id,
+                "source_uri": it.source_uri,
+                "checksum": ":".join(it.checksum) if it.checksum else "",
+                "resume_index": index,  # > 0: start at this step from the kept intermediate
+                "resume_uri": intermediate_uri(settings.output_uri, key) if key else "",
+            }
+        )
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
     ds = ds.map(read_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
     index, cluster = 1, ray.cluster_resources()
@@ -158,10 +170,10 @@ def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Data
         if res.num_gpus > 0:
             extra["num_gpus"] = res.num_gpus
         # The last pool, when it runs on CPUs, also writes: its pixels need not travel to a write task.
-        write = settings if position == len(groups) - 1 and res.num_gpus == 0 else None
+        write = position == len(groups) - 1 and res.num_gpus == 0
         ds = ds.map_batches(
             StageActor,
-            fn_constructor_kwargs={"settings": group, "stage_index": index, "write": write},
+            fn_constructor_kwargs={"settings": group, "stage_index": index, "run": settings, "write": write},
             compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=pool_size(res, cluster)),
             batch_size=res.batch_size,
             batch_format="numpy",
@@ -170,7 +182,7 @@ def build_dataset(items: Sequence[Item], settings: RunSettings) -> ray.data.Data
             **extra,
         )
         index += len(group)
-        if write is not None:
+        if write:
             return ds
     return ds.map(write_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
 
@@ -179,6 +191,7 @@ def run_pipeline(
     items: Sequence[Item],
     settings: RunSettings,
     progress: ProgressCallback | None = None,
+    resume: dict[str, tuple[int, str]] | None = None,
 ) -> RunSummary:
     """Run every item through the pipeline; returns the run's summary.
 
@@ -197,7 +210,7 @@ def run_pipeline(
     if progress is not None:
         progress(0, summary.total, 0)
     try:
-        for row in build_dataset(items, settings).iter_rows():
+        for row in build_dataset(items, settings, resume).iter_rows():
             state = ItemState.from_json(row["state"])
             writer.add(finish_records(state.records, settings.run_id))
             if state.failed:

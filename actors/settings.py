@@ -44,6 +44,7 @@ class RunSettings:
     max_pixels: int = 178_956_970
     io_num_cpus: float = 0.25
     storage_options: dict[str, Any] = field(default_factory=dict)
+    keep_intermediates: bool = False  # save every stage's result by chain key (actors/intermediates.py)
     provenance_flush_rows: int = 5000  # commit a provenance part after this many rows...
     provenance_flush_seconds: float = 30.0  # ... or this long: a crash loses at most this much of the log
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from patina.actors.intermediates import intermediate_uri, save_intermediate
 from patina.actors.io_tasks import write_item
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, decode_mask, encode_mask
 from patina.actors.settings import RunSettings, StageSettings, stage_identity
@@ -70,11 +71,14 @@ class StageActor:
         self,
         settings: StageSettings | tuple[StageSettings, ...],
         stage_index: int,
-        write: RunSettings | None = None,
+        run: RunSettings | None = None,
+        write: bool = False,
     ) -> None:
         chain = settings if isinstance(settings, tuple) else (settings,)
-        self.runners = [_StageRunner(conf, stage_index + k) for k, conf in enumerate(chain)]
-        self.write = write  # the last pool, on CPUs: write the derivatives here, sparing a hand-off of pixels
+        keep = run if run is not None and run.keep_intermediates else None
+        self.runners = [_StageRunner(conf, stage_index + k, keep) for k, conf in enumerate(chain)]
+        # The last pool, on CPUs, writes the derivatives itself, sparing a hand-off of pixels.
+        self.write = run if write else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         rows = [{k: batch[k][i] for k in batch} for i in range(len(batch["item_id"]))]
@@ -95,8 +99,9 @@ class StageActor:
 class _StageRunner:
     """One stage inside an actor: builds it once, runs it over a batch, records what happened."""
 
-    def __init__(self, settings: StageSettings, stage_index: int) -> None:
+    def __init__(self, settings: StageSettings, stage_index: int, keep: RunSettings | None = None) -> None:
         self.settings = settings
+        self.keep = keep  # save each result as an intermediate under keep.output_uri
         load_plugins(settings.plugins)
         self.stage = build_stage(settings.model_id, settings.params)
         self.step = Step(settings.stage, stage_index, *stage_identity(settings), device=self.stage.device)
@@ -107,7 +112,7 @@ class _StageRunner:
         for i, state in enumerate(work.states):
             if state.failed:
                 state.skip_after_failure(work.rows[i], self.step)
-            else:
+            elif state.resume_index <= self.step.index:  # earlier steps come from a kept intermediate
                 live.append(i)
         tiled = can_tile(self.stage)
         large = [i for i in live if tiled and is_large(work.images[i].shape, self.settings.large)]
@@ -116,6 +121,16 @@ class _StageRunner:
         results += [self._run_large(work, i) for i in large]
         for i, result in zip(small + large, results, strict=True):
             self._apply(work, i, result)
+            if self.keep is not None and not work.states[i].failed:
+                self._keep(work, i)
+
+    def _keep(self, work: _Batch, i: int) -> None:
+        """Save the item as it stands after this stage, by its chain key (actors/intermediates.py)."""
+        state, image = work.states[i], work.images[i]
+        transport = to_transport(image) if image.dtype == np.float32 else image
+        uri = intermediate_uri(self.keep.output_uri, state.chain_key)
+        exif = bytes(work.rows[i].get("exif") or b"")
+        save_intermediate(uri, transport, work.mask(i), exif, state.to_json(), self.keep.storage_options)
 
     def _mask(self, work: _Batch, i: int) -> np.ndarray | None:
         return work.mask(i) if self.stage.uses_mask else None

@@ -65,7 +65,7 @@ def measure(mode: str, scan: Path, out_dir: Path) -> dict:
     if state["failed_stage"]:
         raise SystemExit(f"read failed: {state['records'][-1]['error_message']}")
     for index, stage in enumerate(settings.stages, start=1):
-        actor = StageActor(stage, index)
+        actor = StageActor(stage, index, settings)
         batch = {k: np.array([v], dtype=object) for k, v in row.items() if k != "image"}
         batch["image"] = row["image"][None]  # a view, as a one-row numpy batch
         result = actor(batch)

@@ -103,6 +103,7 @@ class StorageConfig(_Strict):
 
 class PipelineConfig(_Strict):
     plugins: list[str] = Field(default_factory=list)  # modules registering extra models
+    keep_intermediates: bool = False  # keep each stage's result: an upgrade of stage X then resumes there
     stages: list[StageName] = Field(default_factory=lambda: list(registry.DEFAULT_MODELS))
     stage: dict[StageName, StageConfig] = Field(default_factory=dict)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -187,6 +188,7 @@ class PipelineConfig(_Strict):
             max_pixels=self.input.max_pixels,
             io_num_cpus=self.ray.io_num_cpus,
             storage_options=dict(self.storage.options),
+            keep_intermediates=self.keep_intermediates,
             provenance_flush_rows=self.provenance.flush_rows,
             provenance_flush_seconds=self.provenance.flush_seconds,
         )

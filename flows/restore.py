@@ -44,10 +44,14 @@ def plan_items(items: list[Item], settings: RunSettings) -> Plan:
 
 @task(name="restore-items", cache_policy=NO_CACHE)
 def restore_items(
-    items: list[Item], settings: RunSettings, ray_address: str | None, num_cpus: int | None
+    items: list[Item],
+    settings: RunSettings,
+    ray_address: str | None,
+    num_cpus: int | None,
+    resume: dict[str, tuple[int, str]] | None = None,
 ) -> RunSummary:
     with ray_session(ray_address, num_cpus):
-        return run_pipeline(items, settings, progress=progress.current())
+        return run_pipeline(items, settings, progress=progress.current(), resume=resume)
 
 
 @task(name="write-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -103,7 +107,8 @@ def restore_collection(
         planned = plan_items(items, settings)
         items = [item for item in items if item.item_id in planned.to_run]
     if items:
-        summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus)
+        resume = planned.resume if planned is not None else None
+        summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus, resume)
     else:
         summary = RunSummary(run_id, output, provenance_uri(output))
     if planned is not None:

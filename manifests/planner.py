@@ -36,6 +36,9 @@ class Plan:
     changed: dict[str, str] = field(default_factory=dict)  # item id -> first step to run again
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # changed items: (index of the first step to run, chain key of the step before it)
+    resume_points: dict[str, tuple[int, str]] = field(default_factory=dict)
+    resume: dict[str, tuple[int, str]] = field(default_factory=dict)  # those whose intermediate is kept
 
     @property
     def to_run(self) -> set[str]:
@@ -49,6 +52,7 @@ class Plan:
             "changed": dict(Counter(self.changed.values())),
             "unchanged": len(self.unchanged),
             "removed": len(self.removed),
+            "resumed": len(self.resume),
             "to_run": len(self.to_run),
         }
 
@@ -101,11 +105,14 @@ def plan(
             continue
         expected = _expected_keys(sha, [*steps, write_step(decisions)])
         recorded = [(r["stage"], r["chain_key"]) for r in rows[1:]]
-        first = next((s for k, (s, key) in enumerate(expected) if k >= len(recorded) or recorded[k] != (s, key)), None)
-        if first is None and len(recorded) == len(expected):
+        mismatch = [k for k, step in enumerate(expected) if k >= len(recorded) or recorded[k] != step]
+        if not mismatch and len(recorded) == len(expected):
             result.unchanged.append(item.item_id)
-        else:
-            result.changed[item.item_id] = first or "write"
+            continue
+        first = mismatch[0] if mismatch else len(expected) - 1
+        result.changed[item.item_id] = expected[first][0]
+        if first > 0:  # steps are numbered from 1 (0 is the read): resume at first + 1
+            result.resume_points[item.item_id] = (first + 1, expected[first - 1][1])
     listed = {item.item_id for item in items}
     result.removed.extend(sorted(set(attempts) - listed))
     return result
