@@ -22,6 +22,11 @@ STATUS_EXIT = {"completed": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_ALL
 log = logging.getLogger("patina")
 
 
+def _uri(location: str) -> str:
+    """A URI as given, or a local path made absolute (runs must not depend on the working directory)."""
+    return location if "://" in location else os.path.abspath(location)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="patina", description="Restore whole photo archives.")
     parser.add_argument("--version", action="version", version=f"patina {__version__}")
@@ -86,7 +91,7 @@ def report_command(args: argparse.Namespace) -> int:
     """``patina report``: the run's HTML report under OUTPUT/_reports/."""
     from patina.flows.report import write_report
 
-    output = os.path.abspath(args.output) if "://" not in args.output else args.output
+    output = _uri(args.output)
     try:
         uri = write_report(output, args.run)
     except ValueError as exc:
@@ -115,8 +120,8 @@ def serve_command(args: argparse.Namespace) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"patina: unknown time zone {args.timezone!r}", file=sys.stderr)
         return EXIT_USAGE
-    output = os.path.abspath(args.output) if "://" not in args.output else args.output
-    manifest = os.path.abspath(args.manifest) if "://" not in args.manifest else args.manifest
+    output = _uri(args.output)
+    manifest = _uri(args.manifest)
     parameters = {"manifest": manifest, "output": output, "config": config.model_dump(mode="json")}
     if args.ray_address:
         parameters["ray_address"] = args.ray_address
@@ -137,7 +142,7 @@ def export_command(args: argparse.Namespace) -> int:
     from patina.manifests.provenance import read_provenance
     from patina.manifests.storage import atomic_write
 
-    output = os.path.abspath(args.output) if "://" not in args.output else args.output
+    output = _uri(args.output)
     table = read_provenance(output)
     if args.run:
         table = table.filter(pc.equal(table["run_id"], args.run))
@@ -161,7 +166,7 @@ def plan_command(args: argparse.Namespace) -> int:
     from patina.manifests.items import ManifestError
     from patina.manifests.readers import read_manifest
 
-    output = os.path.abspath(args.output) if "://" not in args.output else args.output
+    output = _uri(args.output)
     try:
         config = load_config(args.config)
         items = read_manifest(args.manifest, config.storage.options)
@@ -202,7 +207,7 @@ def run_command(args: argparse.Namespace) -> int:
         with progress.terminal_reporter() as reporter, progress.reporting(reporter):
             summary = restore_collection(
                 args.manifest,
-                os.path.abspath(args.output) if "://" not in args.output else args.output,
+                _uri(args.output),
                 config,
                 address,
                 everything=args.all,
