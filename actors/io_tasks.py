@@ -96,7 +96,7 @@ def _resume(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
             decisions["resumed_from"] = row["resume_uri"]
             state.records.append(dict(record, decisions=canonical_json(decisions), started_at=now))
         else:
-            reused = {"reason": "reused from a kept intermediate", "intermediate": row["resume_uri"], **decisions}
+            reused = {**decisions, "reason": "reused from a kept intermediate", "intermediate": row["resume_uri"]}
             skipped = dict(record, status="skipped", decisions=canonical_json(reused), duration_s=0.0, started_at=now)
             state.records.append(skipped)
     out = dict(row, image=kept["image"], mask=encode_mask(kept["mask"]), exif=kept["exif"])

@@ -150,3 +150,26 @@ def test_kept_intermediates_let_an_upgrade_run_exactly_the_affected_steps(prefec
         a = np.asarray(Image.open(path)).astype(int)
         b = np.asarray(Image.open(out / path.name)).astype(int)
         assert np.abs(a - b).max() <= 1
+
+
+def test_a_reused_step_says_it_was_reused_even_if_it_had_skipped_for_another_reason(tmp_path):
+    import numpy as np
+
+    from patina.actors.intermediates import save_intermediate
+    from patina.actors.io_tasks import read_item
+    from patina.actors.item_state import ItemState
+
+    stored = ItemState(source_sha256="a" * 64, chain_key="b" * 64)
+    for stage, status, decisions in (
+        ("read", "ok", {"format": "PNG"}),
+        ("inpaint", "skipped", {"reason": "mask is empty"}),
+    ):
+        stored.records.append({"stage": stage, "status": status, "decisions": json.dumps(decisions)})
+    kept = tmp_path / "kept.npz"
+    save_intermediate(str(kept), np.zeros((4, 4, 3), np.uint16), None, b"", stored.to_json())
+    settings = parse_config({}).run_settings("r", str(tmp_path / "out"))
+    row = {"item_id": "x", "source_uri": "gone.png", "checksum": "", "resume_index": 4, "resume_uri": str(kept)}
+    state = ItemState.from_json(read_item(row, settings)["state"])
+    inpaint = json.loads(state.records[1]["decisions"])
+    assert state.records[1]["status"] == "skipped" and inpaint["reason"] == "reused from a kept intermediate"
+    assert json.loads(state.records[0]["decisions"])["resumed_from"] == str(kept) and state.chain_key == "b" * 64
