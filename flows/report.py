@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from patina.manifests.provenance import read_provenance
 from patina.manifests.storage import atomic_write, join_uri, read_bytes
 from patina.models.codecs import decode_image
+from patina.models.image import transport_to_pixels
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def _thumbnail(uri: str, storage_options: dict | None) -> str | None:
         log.warning("report: no thumbnail for %s: %s", uri, exc)
         return None
     if pixels.dtype == np.uint16:
-        pixels = (pixels >> 8).astype(np.uint8)
+        pixels = transport_to_pixels(pixels, 8)
     scale = THUMBNAIL_PX / max(pixels.shape[:2])
     if scale < 1:
         size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
