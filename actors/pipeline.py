@@ -107,6 +107,10 @@ def place_stages(settings: RunSettings, available_gpus: float | None = None) -> 
     placed = []
     for stage in settings.stages:
         res = stage.resources
+        if res.num_gpus is None:  # automatic: the GPU when there is one
+            stage = dataclasses.replace(stage, resources=dataclasses.replace(res, num_gpus=min(1.0, available_gpus)))
+            placed.append(stage)
+            continue
         if res.num_gpus > 0 and available_gpus <= 0:
             if res.gpu_fallback != "cpu":
                 raise GpuUnavailable(

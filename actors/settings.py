@@ -18,7 +18,7 @@ class Resources:
     min_actors: int = 1
     max_actors: int | None = None  # None: as many as the cluster has CPUs (GPUs for a GPU pool)
     num_cpus: float = 0.25
-    num_gpus: float = 0.0
+    num_gpus: float | None = 0.0  # None: a whole GPU where the cluster has one, else the CPU (placement decides)
     memory_bytes: int | None = None
     gpu_fallback: str = "fail"  # "fail" | "cpu": what to do when num_gpus > 0 and the cluster has no GPU
     pool: str = ""  # adjacent stages with the same pool name and resources share one actor pool

@@ -5,7 +5,7 @@ A ``pipeline.toml`` looks like::
     stages = ["assess", "detect_damage", "inpaint", "enhance"]
 
     [stage.enhance]
-    model = "classical/tone@1"
+    model = "classical/tone@2"
     params = { max_gain = 2.5 }
     resources = { batch_size = 8, num_cpus = 0.5 }
 
@@ -46,7 +46,8 @@ class ResourcesConfig(_Strict):
     min_actors: int = Field(1, ge=1)
     max_actors: int | None = Field(None, ge=1)  # None: one per CPU of the cluster (per GPU share for GPU stages)
     num_cpus: float = Field(0.25, gt=0)
-    num_gpus: float = Field(0.0, ge=0)
+    # None: classical stages 0; network stages one GPU per actor where the cluster has one, else the CPU
+    num_gpus: float | None = Field(None, ge=0)
     memory_mb: int | None = Field(None, ge=1)
     gpu_fallback: Literal["fail", "cpu"] = "fail"  # no GPU in the cluster: fail fast, or run on the CPU
     # Adjacent stages naming the same pool (with the same resources) share one actor pool. Unset: the
@@ -150,7 +151,7 @@ class PipelineConfig(_Strict):
         configured = self.stage.get(stage, StageConfig()).model
         model_id = configured or registry.DEFAULT_MODELS.get(stage)
         if model_id is None:
-            raise ValueError(f"stage {stage!r} has no default model yet; set stage.{stage}.model")
+            raise ValueError(f"stage {stage!r} has no default model (no weights ship for it here); set stage.{stage}.model")
         return model_id
 
     def stage_settings(self, stage: str) -> StageSettings:
@@ -170,10 +171,10 @@ class PipelineConfig(_Strict):
             r.min_actors,
             r.max_actors,
             r.num_cpus,
-            r.num_gpus,
+            r.num_gpus if r.num_gpus is not None or spec.architecture != "classical" else 0.0,
             r.memory_mb * 2**20 if r.memory_mb else None,
             r.gpu_fallback,
-            r.pool or ("classical" if spec.architecture == "classical" and r.num_gpus == 0 else stage),
+            r.pool or ("classical" if spec.architecture == "classical" and not r.num_gpus else stage),
         )
         large = LargeImagePolicy(**self.large_images.model_dump())
         return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large)

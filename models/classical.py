@@ -13,7 +13,15 @@ from typing import Any, Literal
 from patina.models.assessment import assess_image
 from patina.models.specks import detect_specks, inpaint_telea, speck_levels
 from patina.models.stage import Stage, StageInput, StageOutput
-from patina.models.tone import apply_gains, apply_levels, color_cast_gains, contrast_levels, neutralize
+from patina.models.tone import (
+    apply_gains,
+    apply_levels,
+    color_cast_gains,
+    contrast_levels,
+    denoise_nlm,
+    neutralize,
+    nlm_strength,
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,9 @@ class TeleaInpaintStage(Stage):
 
 @dataclass(frozen=True)
 class ToneParams:
+    denoise: Literal["auto", "on", "off"] = "auto"  # auto: when assess's noise estimate exceeds denoise_min_sigma
+    denoise_min_sigma: float = 0.012  # ~3/255
+    denoise_strength: float = 1.0  # NLM h = strength x noise sigma (8-bit units)
     contrast: bool = True
     low_pct: float = 0.5
     high_pct: float = 99.5
@@ -100,13 +111,14 @@ class ToneParams:
 
 
 class ToneStage(Stage):
-    """Colour-cast removal (colour prints) or toning removal (monochrome), then contrast."""
+    """Denoising (non-local means), colour-cast removal (colour prints) or toning removal
+    (monochrome), then contrast."""
 
     stage = "enhance"
     params_type = ToneParams
 
     def tile_halo(self) -> int:
-        return 0  # pointwise once the gains and levels are measured
+        return 16  # the NLM search window (21 px) and patch (7 px); the rest is pointwise once measured
 
     def analyze(self, item: StageInput) -> dict[str, Any]:
         """Route, cast gains and contrast levels of the whole image."""
@@ -114,7 +126,12 @@ class ToneStage(Stage):
         kind = item.decisions.get("assess", {}).get("kind")
         if kind is None:  # assess did not run: judge here
             kind = assess_image(item.image).kind
-        found: dict[str, Any] = {"kind": kind, "route": "keep-toning", "gains": None, "levels": None}
+        sigma = item.decisions.get("assess", {}).get("noise_sigma")
+        if sigma is None:
+            sigma = assess_image(item.image).noise_sigma
+        found: dict[str, Any] = {"kind": kind, "route": "keep-toning", "gains": None, "levels": None, "nlm_h": None}
+        if p.denoise == "on" or (p.denoise == "auto" and sigma > p.denoise_min_sigma):
+            found["nlm_h"] = round(nlm_strength(sigma, p.denoise_strength), 3)
         image = item.image
         if kind == "color":
             found.update(route="color-cast", gains=color_cast_gains(image, p.cast_strength).tolist())
@@ -129,11 +146,18 @@ class ToneStage(Stage):
     def process(self, item: StageInput) -> StageOutput:
         found = item.analysis or self.analyze(item)
         image = item.image
+        if found["nlm_h"] is not None:
+            image = denoise_nlm(image, found["nlm_h"], monochrome=found["kind"] != "color")
         if found["gains"] is not None:
             image = apply_gains(image, found["gains"])
         elif found["route"] == "neutralize-toning":
             image = neutralize(image)
         if found["levels"] is not None:
             image = apply_levels(image, *found["levels"])
-        decisions = {"kind": found["kind"], "route": found["route"], "contrast": self.params.contrast}
+        decisions = {
+            "kind": found["kind"],
+            "route": found["route"],
+            "denoise_h": found["nlm_h"],
+            "contrast": self.params.contrast,
+        }
         return StageOutput(image=image, decisions=decisions)

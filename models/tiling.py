@@ -11,12 +11,16 @@ becomes one float32 array:
   result (allocated only when a tile changes pixels).
 
 Stages needing the whole image (``tile_halo()`` None) still get it whole.
+
+Inside a stage, a neural network runs over overlapping tiles with :func:`blend_tiles`: tiles
+overlap by a margin and are blended with linear ramps across it, so no seam shows and the
+network's activations stay bounded by the tile size whatever the image size.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,3 +137,55 @@ def combine_decisions(parts: Sequence[Mapping[str, Any]], weights: Sequence[int]
         else:
             merged[key] = values[0]
     return merged
+
+
+def _ramp(length: int, overlap: int, first: bool, last: bool) -> np.ndarray:
+    """Blend weights along one tile axis: rising over the leading overlap, falling over the trailing one."""
+    weight = np.ones(length, np.float32)
+    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap if overlap else np.empty(0, np.float32)
+    if not first and overlap:
+        weight[:overlap] = ramp
+    if not last and overlap:
+        weight[length - overlap :] = np.minimum(weight[length - overlap :], ramp[::-1])
+    return weight
+
+
+def _starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, step))
+    return [*starts, size - tile]
+
+
+def blend_tiles(
+    run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: int, overlap: int, scale: int = 1
+) -> np.ndarray:
+    """``run`` (an ``(h, w, C)`` float32 -> ``(h*scale, w*scale, C')`` map) over ``image`` in tiles.
+
+    Tiles of ``tile`` px overlap by ``overlap`` px and are blended with linear ramps; an image
+    no larger than one tile goes through ``run`` whole. Peak memory is one tile's activations
+    plus the ``(H*scale, W*scale)`` float32 result and its weights.
+    """
+    h, w = image.shape[:2]
+    if h <= tile and w <= tile:
+        return run(image)
+    if not 0 <= overlap < tile // 2:
+        raise ValueError(f"tile overlap {overlap} must be in [0, tile/2) for tile {tile}")
+    step = tile - overlap
+    rows, cols = _starts(h, tile, step), _starts(w, tile, step)
+    out = weight_sum = None
+    for y in rows:
+        for x in cols:
+            piece = run(image[y : y + tile, x : x + tile])
+            ph, pw = piece.shape[:2]
+            if out is None:
+                out = np.zeros((h * scale, w * scale, piece.shape[2]), np.float32)
+                weight_sum = np.zeros((h * scale, w * scale, 1), np.float32)
+            o = overlap * scale
+            weight = np.outer(_ramp(ph, o, y == rows[0], y == rows[-1]), _ramp(pw, o, x == cols[0], x == cols[-1]))[
+                ..., None
+            ]
+            ys, xs = y * scale, x * scale
+            out[ys : ys + ph, xs : xs + pw] += piece * weight
+            weight_sum[ys : ys + ph, xs : xs + pw] += weight
+    return out / weight_sum

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from patina.models.image import check_image, luminance
+from patina.models.image import check_image, luminance, to_uint8
 
 
 def auto_contrast(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5, max_gain: float = 4.0) -> np.ndarray:
@@ -86,3 +87,27 @@ def neutralize(image: np.ndarray) -> np.ndarray:
     """Replace a monochrome print's toning (sepia, yellowing) by neutral gray of the same luma."""
     gray = luminance(check_image(image))
     return np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+
+
+def nlm_strength(noise_sigma: float, strength: float) -> float:
+    """OpenCV's non-local means ``h`` (8-bit units) for a Gaussian noise sigma in [0, 1] units."""
+    return max(1.0, strength * noise_sigma * 255.0)
+
+
+def denoise_nlm(image: np.ndarray, h: float, monochrome: bool = False) -> np.ndarray:
+    """Non-local means denoising (OpenCV, 7 px patches, 21 px search window) of a working image.
+
+    OpenCV's fast NLM works on 8-bit images, so it is applied as a correction: the change it
+    makes to the 8-bit copy is added to the float image, which keeps 16-bit gradations where
+    nothing is changed. Monochrome prints are denoised on luma only (3x faster, no colour noise
+    to remove).
+    """
+    check_image(image)
+    if monochrome:
+        gray = np.rint(np.clip(luminance(image), 0.0, 1.0) * 255.0).astype(np.uint8)
+        delta = cv2.fastNlMeansDenoising(gray, None, h, 7, 21).astype(np.float32) - gray
+        delta = delta[..., None]
+    else:
+        rgb = to_uint8(image)
+        delta = cv2.fastNlMeansDenoisingColored(rgb, None, h, h, 7, 21).astype(np.float32) - rgb
+    return np.clip(image + delta / 255.0, 0.0, 1.0, dtype=np.float32)

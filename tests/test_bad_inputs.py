@@ -26,7 +26,7 @@ from patina.manifests.items import ManifestError
 from patina.manifests.provenance import read_provenance
 from patina.manifests.readers import read_manifest
 from patina.manifests.storage import output_key
-from tests.helpers import scene
+from tests.helpers import DEFAULT_STEPS, scene
 
 MAX_PIXELS = 4000
 
@@ -178,7 +178,7 @@ def test_the_run_completes_every_item(catalogue_run):
     failing = sum(c.status == "failed" for c in CASES)
     assert (summary.total, summary.failed, summary.succeeded) == (len(CASES), failing, len(CASES) - failing)
     assert summary.status == "partial"
-    assert len(rows) == len(CASES) * 6  # read, four stages, write: one row each, for every item
+    assert len(rows) == len(CASES) * len(DEFAULT_STEPS)  # read, the stages, write: one row each, for every item
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".tmp")]
     assert leftovers == []
     written = [p for p in out.iterdir() if p.is_file()]
@@ -193,7 +193,7 @@ def test_case_outcome(catalogue_run, case):
     if case.status == "failed":
         assert read["status"] == "failed" and read["error_type"] == case.error
         assert case.message in read["error_message"]
-        assert [r["status"] for r in mine[1:]] == ["skipped"] * 5
+        assert [r["status"] for r in mine[1:]] == ["skipped"] * (len(DEFAULT_STEPS) - 1)
         assert not list(out.glob(output_key(case.item_id) + ".*"))
         return
     assert [r["status"] for r in mine if r["status"] == "failed"] == []

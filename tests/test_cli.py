@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from patina.manifests.provenance import read_provenance
+from tests.helpers import DEFAULT_STEPS
 
 
 def _patina(*args, env=None, timeout=300):
@@ -27,7 +28,7 @@ def test_standalone_run_uses_ephemeral_prefect_and_local_ray(collection, tmp_pat
         assert item in done.stdout
     assert "Starting temporary server" in done.stderr  # Prefect's ephemeral server
     assert "progress: 7/7 items (3 failed)" in done.stderr  # plain progress lines off a terminal
-    assert read_provenance(str(out)).num_rows == 7 * 6
+    assert read_provenance(str(out)).num_rows == 7 * len(DEFAULT_STEPS)
 
 
 @pytest.mark.slow

@@ -6,8 +6,13 @@ from patina.models.classical import ToneParams
 
 def test_defaults_run_the_default_pipeline():
     settings = PipelineConfig().run_settings("r", "/out")
-    assert [s.stage for s in settings.stages] == ["assess", "detect_damage", "inpaint", "enhance"]
+    assert [s.stage for s in settings.stages] == ["assess", "detect_damage", "inpaint", "enhance", "faces"]
     assert settings.stages[3].params == ToneParams()
+    faces = settings.stages[4]
+    assert faces.model_id == "faces/yunet-realesrgan-x4plus@1"
+    assert faces.resources.num_gpus is None  # a network stage takes the GPU where there is one
+    assert faces.resources.pool == "faces"  # its own pool, apart from the classical stages
+    assert {s.resources.num_gpus for s in settings.stages[:4]} == {0.0}
 
 
 def test_toml_sets_models_params_and_resources(tmp_path):
@@ -32,7 +37,7 @@ def test_toml_sets_models_params_and_resources(tmp_path):
         ({"stages": ["enhance", "assess"]}, "stages must follow the order"),
         ({"stages": ["assess", "assess"]}, "repeat"),
         ({"stages": ["sharpen"]}, "stages.0"),
-        ({"stages": ["faces"]}, "no default model yet"),
+        ({"stages": ["colorize"]}, "no default model"),
         ({"stage": {"enhance": {"model": "nope/nope@1"}}}, "unknown model id 'nope/nope@1'"),
         ({"stage": {"enhance": {"model": "classical/assess@1"}}}, "is a 'assess' model"),
         ({"stage": {"enhance": {"params": {"gain": 2}}}}, r"unknown parameter\(s\) \['gain'\]"),

@@ -8,6 +8,7 @@ from patina.flows.config import PipelineConfig
 from patina.flows.restore import restore_collection
 from patina.manifests.items import ManifestError
 from patina.manifests.provenance import read_provenance
+from tests.helpers import DEFAULT_STEPS
 
 
 def test_flow_restores_a_collection_and_publishes_an_artifact(prefect_server, ray_local, collection, tmp_path):
@@ -17,7 +18,7 @@ def test_flow_restores_a_collection_and_publishes_an_artifact(prefect_server, ra
     summary = state.result()
     assert (summary["status"], summary["succeeded"], summary["failed"]) == ("partial", 4, 3)
     assert {f["item_id"] for f in summary["failures"]} == {"missing", "corrupt", "tampered"}
-    assert read_provenance(str(out)).num_rows == 7 * 6
+    assert read_provenance(str(out)).num_rows == 7 * len(DEFAULT_STEPS)
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
         assert run.state.is_completed() and run.parameters["manifest"] == str(collection)

@@ -16,6 +16,7 @@ from patina.actors.pipeline import run_pipeline
 from patina.flows.config import parse_config
 from patina.flows.report import report_uri, write_report
 from patina.manifests.readers import read_manifest
+from tests.helpers import DEFAULT_STEPS
 
 
 class _Collect(HTMLParser):
@@ -60,7 +61,7 @@ def test_report_has_counts_timings_failures_and_thumbnails(reported):
     assert "patina run run-r" in text
     for needed in ("missing", "SourceUnavailable", "ChecksumMismatch: sha256 mismatch", "DecodeError"):
         assert needed in text
-    for step in ("read", "assess", "detect_damage", "inpaint", "enhance", "write"):
+    for step in DEFAULT_STEPS:
         assert step in text
     assert "assess.kind" in text and "enhance.route" in text
     assert "<b>odd</b> & id" in text and page.scripts == 0  # ids are escaped, never markup

@@ -42,7 +42,7 @@ def test_inpaint_and_tone_tiled_equal_whole():
     transport = _damaged(1)
     detector = _stage("classical/speck-detector@2")
     mask = detector.process(StageInput(to_working(transport))).mask
-    for model_id in ("classical/telea-inpaint@1", "classical/tone@1"):
+    for model_id in ("classical/telea-inpaint@1", "classical/tone@2"):
         stage = _stage(model_id)
         whole = stage.process(StageInput(to_working(transport), mask, {"assess": {"kind": "color"}}))
         tiled = run_large(stage, transport, mask, {"assess": {"kind": "color"}}, POLICY)

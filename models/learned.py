@@ -1,0 +1,193 @@
+"""Stages that run neural networks: super-resolution, face restoration, inpainting, colorization.
+
+Each loads its spec's verified weights once (:func:`~patina.models.networks.load_network`)
+and is otherwise pure image code, like the classical stages. Which architecture runs is the
+spec's business (any spandrel architecture of the right kind drops in by configuration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from patina.models.classical import ToneParams, ToneStage
+from patina.models.faces import alignment, crop_face, detect_faces, detector_version, paste_face
+from patina.models.image import luminance
+from patina.models.networks import Network, load_network
+from patina.models.spec import ModelSpec
+from patina.models.stage import Stage, StageInput, StageOutput
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    tile: int = 512  # network tile side (input pixels); bounds activation memory
+    tile_overlap: int = 32  # blended overlap between tiles
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: fp16 on CUDA where the model allows
+
+
+class NetworkStage(Stage):
+    """A stage owning one network, loaded when the stage is built (once per actor)."""
+
+    def __init__(self, spec: ModelSpec, params: Any) -> None:
+        super().__init__(spec, params)
+        self.network: Network = load_network(spec, precision=params.precision)
+        self.device = self.network.device
+
+    def run(self, image: np.ndarray) -> np.ndarray:
+        return self.network(image, self.params.tile, self.params.tile_overlap)
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_CUBIC
+    return np.clip(cv2.resize(image, (width, height), interpolation=interpolation), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class EnhanceNetworkParams(ToneParams, NetworkParams):
+    scale: float = 2.0  # output size / input size; the network's own scale is resampled to it (1: same size)
+    max_output_pixels: int = 120_000_000  # refuse larger outputs rather than exhaust memory
+
+
+class NetworkEnhanceStage(NetworkStage, ToneStage):
+    """Enhance (denoise, colour cast, contrast; see :class:`ToneStage`), then run the network:
+    super-resolution (scale > 1, resampled to the output ``scale``) or restoration (scale 1)."""
+
+    params_type = EnhanceNetworkParams
+
+    def tile_halo(self) -> None:
+        return None  # changes the image size: the network tiles inside the stage instead
+
+    def process(self, item: StageInput) -> StageOutput:
+        toned = ToneStage.process(self, item)
+        image = toned.image
+        h, w = image.shape[:2]
+        out_w, out_h = round(w * self.params.scale), round(h * self.params.scale)
+        if out_w * out_h > self.params.max_output_pixels:
+            raise ValueError(
+                f"super-resolution x{self.params.scale} of a {w}x{h} image gives {out_w * out_h} pixels, over "
+                f"max_output_pixels={self.params.max_output_pixels}"
+            )
+        upscaled = _resize(self.run(image), out_w, out_h)
+        mask = item.mask
+        if mask is not None:
+            mask = cv2.resize(mask.astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        decisions = {**toned.decisions, "scale": self.params.scale, "network_scale": self.network.scale}
+        return StageOutput(image=upscaled, decisions={**decisions, **self.network.facts}, mask=mask)
+
+
+@dataclass(frozen=True)
+class FaceParams(NetworkParams):
+    min_confidence: float = 0.7
+    min_face_px: float = 48.0  # skip faces smaller than this (template-scaled inter-ocular size)
+    max_faces: int = 32
+    face_size: int = 512  # aligned crop side, FFHQ template
+    fidelity: float = 1.0  # blend of restored over original face inside the mask (0..1)
+    feather: float = 0.06
+
+
+class FaceRestoreStage(NetworkStage):
+    """Detect faces, align each to the FFHQ template, restore it, paste it back feathered.
+
+    With a face-restoration network (scale 1, fixed 512 px input: GFPGAN, CodeFormer,
+    RestoreFormer) the aligned 512 px face is restored; with a super-resolution network the
+    face is aligned at ``face_size / scale`` and super-resolved to ``face_size``.
+    """
+
+    stage = "faces"
+    params_type = FaceParams
+
+    def process(self, item: StageInput) -> StageOutput:
+        p = self.params
+        found = detect_faces(item.image, p.min_confidence)
+        small = [f for f in found if f.size < p.min_face_px]
+        chosen = [f for f in found if f.size >= p.min_face_px][: p.max_faces]
+        decisions: dict[str, Any] = {
+            "detector": detector_version(),
+            "faces_found": len(found),
+            "skipped_small": len(small),
+            "boxes": [[round(v) for v in f.box] for f in chosen],
+            "confidences": [round(f.confidence, 3) for f in chosen],
+        }
+        if not chosen:
+            reason = "no faces found" if not found else f"all {len(found)} faces under {p.min_face_px} px"
+            return StageOutput(image=item.image, decisions={**decisions, "reason": reason}, applied=False)
+        image = item.image
+        for face in chosen:
+            image = self._restore(image, face.landmarks)
+        return StageOutput(image=image, decisions={**decisions, "restored": len(chosen), **self.network.facts})
+
+    def _restore(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        p, scale = self.params, self.network.scale
+        crop_side = p.face_size // scale
+        matrix = alignment(landmarks, crop_side)
+        crop = crop_face(image, matrix, crop_side)
+        restored = self.network(crop, tile=max(crop_side, p.tile), overlap=p.tile_overlap)
+        if restored.shape[0] != p.face_size:
+            restored = _resize(restored, p.face_size, p.face_size)
+        if p.fidelity < 1.0:
+            original = _resize(crop, p.face_size, p.face_size)
+            restored = p.fidelity * restored + (1.0 - p.fidelity) * original
+        matrix_out = matrix * (p.face_size / crop_side)  # image -> restored face
+        return paste_face(image, restored.astype(np.float32), matrix_out, p.feather)
+
+
+@dataclass(frozen=True)
+class InpaintParams(NetworkParams):
+    tile: int = 1024
+    tile_overlap: int = 64
+    dilate: int = 2  # grow the mask before filling (damage edges are soft)
+
+
+class NetworkInpaintStage(NetworkStage):
+    """Fill the damage mask with an inpainting network (LaMa)."""
+
+    stage = "inpaint"
+    params_type = InpaintParams
+    uses_mask = True
+
+    def process(self, item: StageInput) -> StageOutput:
+        if item.mask is None or not item.mask.any():
+            reason = "no damage mask" if item.mask is None else "mask is empty"
+            return StageOutput(image=item.image, decisions={"reason": reason}, applied=False)
+        mask = item.mask.astype(np.uint8)
+        if self.params.dilate:
+            mask = cv2.dilate(mask, np.ones((2 * self.params.dilate + 1,) * 2, np.uint8))
+        stacked = np.concatenate([item.image, mask[..., None].astype(np.float32)], axis=2)
+        filled = self.network.run_masked(stacked, self.params.tile, self.params.tile_overlap)
+        hole = mask.astype(bool)[..., None]
+        image = np.where(hole, filled, item.image).astype(np.float32)
+        return StageOutput(image=image, decisions={"filled_pixels": int(hole.sum()), **self.network.facts})
+
+
+@dataclass(frozen=True)
+class ColorizeParams(NetworkParams):
+    only: tuple[str, ...] = ("grayscale", "sepia", "toned")  # assess kinds to colorize
+    input_size: int = 512  # the network sees luma at most this big; colour is upsampled, L kept
+    saturation: float = 1.0  # scales the predicted a*b*
+
+
+class ColorizeStage(NetworkStage):
+    """Colorize monochrome prints: predict a*b* from luma, keep L of the restored image at full size."""
+
+    stage = "colorize"
+    params_type = ColorizeParams
+
+    def process(self, item: StageInput) -> StageOutput:
+        p = self.params
+        kind = item.decisions.get("assess", {}).get("kind")
+        if kind not in p.only:
+            reason = f"assess judged it {kind!r}; colorizing only {list(p.only)}"
+            return StageOutput(image=item.image, decisions={"kind": kind, "reason": reason}, applied=False)
+        lab = cv2.cvtColor(item.image, cv2.COLOR_RGB2LAB)
+        h, w = item.image.shape[:2]
+        factor = min(1.0, p.input_size / max(h, w))
+        gray = _resize(luminance(item.image), max(1, round(w * factor)), max(1, round(h * factor)))
+        predicted = self.network(gray[..., None], tile=max(p.input_size, p.tile), overlap=p.tile_overlap)
+        ab = cv2.cvtColor(predicted.astype(np.float32), cv2.COLOR_RGB2LAB)[..., 1:]
+        ab = cv2.resize(ab, (w, h), interpolation=cv2.INTER_CUBIC) * p.saturation
+        colour = cv2.cvtColor(np.concatenate([lab[..., :1], ab], axis=2), cv2.COLOR_LAB2RGB)
+        decisions = {"kind": kind, "mean_chroma": round(float(np.hypot(ab[..., 0], ab[..., 1]).mean()), 3)}
+        return StageOutput(image=np.clip(colour, 0.0, 1.0), decisions={**decisions, **self.network.facts})

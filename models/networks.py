@@ -1,0 +1,168 @@
+"""Load a registered network from verified weights and run it on working images.
+
+Weights are read without executing pickled code: safetensors, or ``torch.load`` with
+``weights_only=True`` for ``.pth``/``.ckpt``/``.pt`` (a spec may name a TorchScript archive
+with ``converter = "torchscript"``: only its tensors are kept); ncnn files are converted
+(:mod:`patina.models.ncnn`) and the converted state dict is cached beside the weights cache
+as safetensors keyed by the source's sha256. spandrel detects the architecture from the state
+dict; the spec's ``architecture`` must match what it detects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from patina.models import ncnn
+from patina.models.spec import ModelSpec
+from patina.models.tiling import blend_tiles
+from patina.models.torch_compat import import_spandrel
+from patina.models.weights import WeightsError, cache_dir, file_sha256, weights_path
+
+log = logging.getLogger(__name__)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, never unpickling arbitrary objects."""
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if suffix in (".pth", ".ckpt", ".pt", ".bin"):
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsError(f"{path}: not a plain tensor checkpoint (weights-only load refused it): {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise WeightsError(f"{path}: holds a {type(loaded).__name__}, not a state dict")
+        return loaded
+    raise WeightsError(f"{path}: unsupported weights format {suffix!r} (safetensors, pth, ckpt, pt)")
+
+
+def _converted(spec: ModelSpec, source: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The ncnn weights as a state dict, converted once and cached as safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    layout = spec.converter.removeprefix("ncnn-")
+    target = cache_dir() / "converted" / f"{spec.sha256 or file_sha256(source)}-{layout}.safetensors"
+    if not target.is_file():
+        state = ncnn.convert(source, layout)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".safetensors", delete=False) as tmp:
+            pass
+        save_file({k: v.contiguous() for k, v in state.items()}, tmp.name)
+        os.replace(tmp.name, target)
+        log.info("%s: converted %s to %s", spec.id, source.name, target)
+    return load_file(str(target)), file_sha256(target)
+
+
+def state_dict_for(spec: ModelSpec) -> tuple[dict[str, Any], dict[str, str]]:
+    """The verified state dict of ``spec`` and facts for provenance (converted weights' sha256)."""
+    path = weights_path(spec)
+    if spec.converter is None:
+        return read_state_dict(path), {}
+    if spec.converter == "torchscript":  # TorchScript archives (LaMa's published one) hold IR, not pickled code
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict()), {}
+    if not spec.converter.startswith("ncnn-"):
+        raise WeightsError(f"{spec.id}: unknown weights converter {spec.converter!r}")
+    state, converted_sha = _converted(spec, path)
+    return state, {"converted_sha256": converted_sha, "param_sha256": file_sha256(path.with_suffix(".param"))}
+
+
+def best_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Network:
+    """A loaded network with its contract: scale, padding multiple, tiling, precision."""
+
+    spec: ModelSpec
+    model: Any  # spandrel ModelDescriptor
+    device: str
+    dtype: torch.dtype
+    facts: dict[str, str]
+
+    @property
+    def scale(self) -> int:
+        return int(self.model.scale)
+
+    def _forward(self, image: np.ndarray, channels: int | None = None) -> np.ndarray:
+        """One pass over ``(h, w, C)``; with ``channels``, the last channel beyond them is a mask input."""
+        h, w = image.shape[:2]
+        multiple = max(self.spec.input_multiple, int(getattr(self.model.size_requirements, "multiple_of", 1) or 1))
+        pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+        if pad_h or pad_w:
+            tensor = torch.nn.functional.pad(
+                tensor, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > 1 else "replicate"
+            )
+        tensor = tensor.to(self.device, self.dtype)
+        with torch.inference_mode():
+            if channels is None:
+                out = self.model(tensor)
+            else:
+                out = self.model(tensor[:, :channels], tensor[:, channels:].round())
+            out = out.float().clamp_(0, 1)
+        out = out[0, :, : h * self.scale, : w * self.scale]
+        return out.permute(1, 2, 0).cpu().numpy()
+
+    def __call__(self, image: np.ndarray, tile: int = 512, overlap: int = 32) -> np.ndarray:
+        """Run on a working image ``(H, W, C)`` float32 in [0, 1]; tiles when the spec allows it."""
+        if not self.spec.tile:
+            return self._forward(image)
+        return blend_tiles(self._forward, image, tile, overlap, self.scale)
+
+    def run_masked(self, stacked: np.ndarray, tile: int = 1024, overlap: int = 64) -> np.ndarray:
+        """An inpainting network over ``(H, W, C + 1)``: the image, then the hole mask (1 = fill)."""
+        channels = stacked.shape[2] - 1
+
+        def forward(piece: np.ndarray) -> np.ndarray:
+            return self._forward(piece, channels)
+
+        if not self.spec.tile:
+            return forward(stacked)
+        return blend_tiles(forward, stacked, tile, overlap, self.scale)
+
+
+def load_network(spec: ModelSpec, device: str | None = None, precision: str = "auto") -> Network:
+    """Load ``spec``'s verified weights through spandrel onto ``device`` (default: CUDA when present).
+
+    ``precision``: ``"auto"`` uses float16 on CUDA for models whose spec allows half precision,
+    ``"fp32"`` never does, ``"fp16"``/``"bf16"`` force it on CUDA.
+    """
+    spandrel = import_spandrel()
+    state, facts = state_dict_for(spec)
+    try:
+        descriptor = spandrel.ModelLoader().load_from_state_dict(state)
+    except spandrel.UnsupportedModelError as exc:
+        raise WeightsError(f"{spec.id}: spandrel recognises no architecture in its weights") from exc
+    if descriptor.architecture.id.lower() != spec.architecture.lower():
+        raise WeightsError(
+            f"{spec.id}: weights hold a {descriptor.architecture.id} network, the spec names {spec.architecture}"
+        )
+    device = device or best_device()
+    dtype = torch.float32
+    if device.startswith("cuda"):
+        wanted = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        if wanted is None and precision == "auto" and spec.half and descriptor.supports_half:
+            wanted = torch.float16
+        dtype = wanted or torch.float32
+    descriptor.to(device).eval()
+    if dtype != torch.float32:
+        descriptor.model.to(dtype)
+    facts = {
+        **facts,
+        "device": device,
+        "dtype": str(dtype).removeprefix("torch."),
+        "architecture": descriptor.architecture.id,
+    }
+    return Network(spec, descriptor, device, dtype, facts)
