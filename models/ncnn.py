@@ -67,20 +67,25 @@ def _conv_tensors(layer: Layer, data: bytes, offset: int) -> tuple[list[np.ndarr
     return tensors, offset
 
 
+def _layer_tensors(layer: Layer, data: bytes, offset: int) -> tuple[list[np.ndarray], int]:
+    if layer.type == "Convolution":
+        return _conv_tensors(layer, data, offset)
+    count = int(layer.params.get(0, 1))  # PReLU slopes
+    return [np.frombuffer(data, np.float32, count, offset).copy()], offset + count * 4
+
+
 def read_layers(param_text: str, data: bytes) -> list[tuple[Layer, list[np.ndarray]]]:
     """Each weighted layer (Convolution, PReLU) with its tensors, in file order."""
     offset, found = 0, []
     for layer in parse_param(param_text):
-        if layer.type == "Convolution":
-            tensors, offset = _conv_tensors(layer, data, offset)
-        elif layer.type == "PReLU":
-            count = int(layer.params.get(0, 1))
-            tensors = [np.frombuffer(data, np.float32, count, offset).copy()]
-            offset += count * 4
-        elif layer.type in ("Deconvolution", "InnerProduct", "ConvolutionDepthWise", "BatchNorm", "Scale"):
+        if layer.type in ("Deconvolution", "InnerProduct", "ConvolutionDepthWise", "BatchNorm", "Scale"):
             raise ValueError(f"ncnn layer {layer.name}: type {layer.type} is not supported by this converter")
-        else:
-            continue
+        if layer.type not in ("Convolution", "PReLU"):
+            continue  # no weights (activations, pixel shuffle, interpolation, ...)
+        try:
+            tensors, offset = _layer_tensors(layer, data, offset)
+        except ValueError as exc:  # numpy: the buffer ends before the layer's weights do
+            raise ValueError(f"ncnn .bin ends inside layer {layer.name} ({len(data)} bytes): {exc}") from exc
         found.append((layer, tensors))
     if offset != len(data):
         raise ValueError(f"ncnn .bin has {len(data)} bytes but its .param accounts for {offset}")
