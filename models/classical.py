@@ -49,17 +49,20 @@ class SpeckParams:
     min_contrast: float = 0.3
     max_area: int = 120
     dilate: int = 1
+    line_min_length: int = 40  # thin components at least this long are scratches (0: dust only)
+    line_max_width: float = 4.5  # mean width (area / length) of a scratch, px
 
 
 class SpeckDetectStage(Stage):
-    """Damage mask of dust, specks and short fine scratches (morphological top-hats)."""
+    """Damage mask of dust, specks and thin scratches (morphological top-hats, component shape)."""
 
     stage = "detect_damage"
     params_type = SpeckParams
     analysis_sample = "crop"  # the top-hat statistics need full resolution
 
     def tile_halo(self) -> int:
-        return self.params.kernel + self.params.max_area + self.params.dilate  # a whole speck fits in the halo
+        p = self.params
+        return p.kernel + max(p.max_area, p.line_min_length) + p.dilate  # a whole speck fits in the halo
 
     def analyze(self, item: StageInput) -> dict[str, Any]:
         p = self.params
@@ -100,12 +103,13 @@ class TeleaInpaintStage(Stage):
 @dataclass(frozen=True)
 class ToneParams:
     denoise: Literal["auto", "on", "off"] = "auto"  # auto: when assess's noise estimate exceeds denoise_min_sigma
-    denoise_min_sigma: float = 0.012  # ~3/255
+    denoise_min_sigma: float = 0.018  # ~4.6/255: below it, NLM removes more texture than noise (quality benchmark)
     denoise_strength: float = 1.0  # NLM h = strength x noise sigma (8-bit units)
     contrast: bool = True
     low_pct: float = 0.5
     high_pct: float = 99.5
     max_gain: float = 3.0
+    min_gain: float = 1.15  # stretch only a compressed (faded) range: below this gain contrast is left alone
     cast_strength: float = 0.8
     monochrome: Literal["neutral", "keep"] = "neutral"
 
@@ -140,7 +144,8 @@ class ToneStage(Stage):
             found["route"] = "neutralize-toning"
             image = neutralize(image)
         if p.contrast:
-            found["levels"] = list(contrast_levels(image, p.low_pct, p.high_pct, p.max_gain))
+            levels = contrast_levels(image, p.low_pct, p.high_pct, p.max_gain)
+            found["levels"] = list(levels) if levels[0] >= p.min_gain else None
         return found
 
     def process(self, item: StageInput) -> StageOutput:

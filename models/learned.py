@@ -47,6 +47,7 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EnhanceNetworkParams(ToneParams, NetworkParams):
+    tone: bool = True  # run the classical tone corrections (denoise, cast, contrast) before the network
     scale: float = 2.0  # output size / input size; the network's own scale is resampled to it (1: same size)
     max_output_pixels: int = 120_000_000  # refuse larger outputs rather than exhaust memory
 
@@ -61,7 +62,7 @@ class NetworkEnhanceStage(NetworkStage, ToneStage):
         return None  # changes the image size: the network tiles inside the stage instead
 
     def process(self, item: StageInput) -> StageOutput:
-        toned = ToneStage.process(self, item)
+        toned = ToneStage.process(self, item) if self.params.tone else StageOutput(item.image, {"tone": False})
         image = toned.image
         h, w = image.shape[:2]
         out_w, out_h = round(w * self.params.scale), round(h * self.params.scale)

@@ -45,7 +45,9 @@ _ENTRIES: dict[str, RegistryEntry] = {
     e.spec.id: e
     for e in (
         _classical("classical/assess@1", AssessStage, "CIELAB chroma statistics, Immerkaer noise, Laplacian sharpness"),
-        _classical("classical/speck-detector@2", SpeckDetectStage, "white/black top-hat dust and speck detector"),
+        _classical(
+            "classical/dust-scratch-detector@1", SpeckDetectStage, "top-hat dust, speck and thin-scratch detector"
+        ),
         _classical("classical/telea-inpaint@1", TeleaInpaintStage, "OpenCV Telea fast-marching inpainting"),
         _classical(
             "classical/tone@2",
@@ -106,7 +108,7 @@ _load_catalogue()
 def _defaults() -> dict[str, str]:
     found = {
         "assess": "classical/assess@1",
-        "detect_damage": "classical/speck-detector@2",
+        "detect_damage": "classical/dust-scratch-detector@1",
         "inpaint": "classical/telea-inpaint@1",
         "enhance": "classical/tone@2",
     }

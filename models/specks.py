@@ -43,13 +43,17 @@ def detect_specks(
     max_area: int = 120,
     dilate: int = 1,
     levels: tuple[float, float] | None = None,
+    line_min_length: int = 0,
+    line_max_width: float = 3.0,
 ) -> np.ndarray:
-    """Mask of small bright or dark defects: dust, specks, short hair-line scratches.
+    """Mask of small bright or dark defects: dust, specks, hair-line scratches.
 
     A pixel is a candidate when the white or black top-hat of luma (structuring element
     ``kernel`` px) exceeds both ``min_contrast`` and ``threshold_sigma`` robust sigmas of
-    that top-hat. Connected candidates larger than ``max_area`` px are kept out: they are
-    picture content, not dust. The mask is grown by ``dilate`` px to cover soft edges.
+    that top-hat. Connected candidates of at most ``max_area`` px are dust; larger ones are
+    picture content unless they are scratches: with ``line_min_length`` > 0, a component at
+    least that long (its longer bounding-box side) whose mean width (area / length) is at most
+    ``line_max_width`` px is kept as a scratch. The mask is grown by ``dilate`` px to cover soft edges.
     ``levels`` (from :func:`speck_levels` on the whole image) replaces the measurement on
     ``image`` when it is a tile. Returns a bool ``(H, W)`` array.
     """
@@ -65,9 +69,13 @@ def detect_specks(
         mask |= response > level
     if mask.any():
         _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        small = stats[:, cv2.CC_STAT_AREA] <= max_area
-        small[0] = False  # background label
-        mask = small[labels]
+        area = stats[:, cv2.CC_STAT_AREA]
+        keep = area <= max_area
+        if line_min_length > 0:
+            length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+            keep |= (length >= line_min_length) & (area <= line_max_width * length)
+        keep[0] = False  # background label
+        mask = keep[labels]
     if dilate > 0 and mask.any():
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
         mask = cv2.dilate(mask.astype(np.uint8), grow).astype(bool)

@@ -77,7 +77,7 @@ def test_gray_icc_and_cmyk_jpeg_decode_to_rgb():
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "tiff", "webp"])
 def test_output_carries_srgb_profile_dpi_exif_and_xmp_history(fmt):
     steps = [
-        HistoryStep("detect_damage", "classical/speck-detector@2", None, '{"kernel":11}', "ok"),
+        HistoryStep("detect_damage", "classical/dust-scratch-detector@1", None, '{"kernel":11}', "ok"),
         HistoryStep("enhance", "esrgan/x4plus@1", "ab" * 32, "{}", "ok"),
     ]
     xmp = xmp_packet("patina 9.9", "run-7", "box/3", "cd" * 32, steps, TAKEN)
@@ -138,7 +138,7 @@ def test_pipeline_output_keeps_metadata(ray_local, tmp_path):
     assert "classical/tone@2" in (xmp.decode() if isinstance(xmp, bytes) else xmp)
     jpg = Image.open(out / "B.jpg")
     assert jpg.size == (20, 28) and jpg.getexif()[0x0112] == 1 and jpg.info["dpi"] == pytest.approx((400, 400))
-    assert "run-m" in jpg.info["xmp"].decode() and "classical/speck-detector@2" in jpg.info["xmp"].decode()
+    assert "run-m" in jpg.info["xmp"].decode() and "classical/dust-scratch-detector@1" in jpg.info["xmp"].decode()
     reads = {
         r["item_id"]: json.loads(r["decisions"]) for r in read_provenance(str(out)).to_pylist() if r["stage"] == "read"
     }

@@ -27,7 +27,7 @@ def _stage(model_id):
 
 def test_speck_detection_tiled_equals_whole():
     transport = _damaged()
-    stage = _stage("classical/speck-detector@2")
+    stage = _stage("classical/dust-scratch-detector@1")
     whole_input = StageInput(to_working(transport))
     whole = stage.process(StageInput(whole_input.image, analysis=stage.analyze(whole_input)))
     tiled = run_large(stage, transport, None, {}, POLICY)
@@ -40,7 +40,7 @@ def test_speck_detection_tiled_equals_whole():
 
 def test_inpaint_and_tone_tiled_equal_whole():
     transport = _damaged(1)
-    detector = _stage("classical/speck-detector@2")
+    detector = _stage("classical/dust-scratch-detector@1")
     mask = detector.process(StageInput(to_working(transport))).mask
     for model_id in ("classical/telea-inpaint@1", "classical/tone@2"):
         stage = _stage(model_id)
