@@ -149,6 +149,11 @@ def bench_enhance(images, table: Table, seed: int) -> None:
             out = run_stage(tone, degraded, decisions=decisions).image
             for metric, fn in (("PSNR", psnr), ("SSIM", ssim)):
                 table.add("enhance", damage, metric, fn(degraded, clean), fn(out, clean))
+            if "grain" in damage:  # the denoiser alone: no routing, cast or contrast
+                only = {"contrast": False, "cast_strength": 0.0, "monochrome": "keep"}
+                alone = run_stage(tone, degraded, decisions=decisions, **only)
+                for metric, fn in (("PSNR", psnr), ("SSIM", ssim)):
+                    table.add("enhance (NLM denoise only)", damage, metric, fn(degraded, clean), fn(alone.image, clean))
             if damage == "yellowing":
                 cast_before = np.abs(degraded.mean((0, 1)) - clean.mean((0, 1))).max()
                 cast_after = np.abs(out.mean((0, 1)) - clean.mean((0, 1))).max()

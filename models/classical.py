@@ -16,11 +16,11 @@ from patina.models.stage import Stage, StageInput, StageOutput
 from patina.models.tone import (
     apply_gains,
     apply_levels,
-    color_cast_gains,
     contrast_levels,
     denoise_nlm,
     neutralize,
     nlm_strength,
+    print_cast_gains,
 )
 
 
@@ -45,8 +45,8 @@ class AssessStage(Stage):
 @dataclass(frozen=True)
 class SpeckParams:
     kernel: int = 11
-    threshold_sigma: float = 8.0
-    min_contrast: float = 0.3
+    threshold_sigma: float = 11.0
+    min_contrast: float = 0.4  # with threshold_sigma: the best precision/recall trade-off in benchmarks/quality.py
     max_area: int = 120
     dilate: int = 1
     line_min_length: int = 40  # thin components at least this long are scratches (0: dust only)
@@ -109,8 +109,9 @@ class ToneParams:
     low_pct: float = 0.5
     high_pct: float = 99.5
     max_gain: float = 3.0
-    min_gain: float = 1.15  # stretch only a compressed (faded) range: below this gain contrast is left alone
+    min_gain: float = 1.3  # stretch only a compressed (faded) range: below this gain contrast is left alone
     cast_strength: float = 0.8
+    cast_min_deviation: float = 0.1  # smaller casts (shades-of-grey and highlights agreeing) are left alone
     monochrome: Literal["neutral", "keep"] = "neutral"
 
 
@@ -138,8 +139,11 @@ class ToneStage(Stage):
             found["nlm_h"] = round(nlm_strength(sigma, p.denoise_strength), 3)
         image = item.image
         if kind == "color":
-            found.update(route="color-cast", gains=color_cast_gains(image, p.cast_strength).tolist())
-            image = apply_gains(image, found["gains"])
+            gains = print_cast_gains(image, p.cast_strength, p.cast_min_deviation)
+            found["route"] = "no-cast" if gains is None else "color-cast"
+            if gains is not None:
+                found["gains"] = gains.tolist()
+                image = apply_gains(image, gains)
         elif p.monochrome == "neutral":
             found["route"] = "neutralize-toning"
             image = neutralize(image)
@@ -163,6 +167,6 @@ class ToneStage(Stage):
             "kind": found["kind"],
             "route": found["route"],
             "denoise_h": found["nlm_h"],
-            "contrast": self.params.contrast,
+            "contrast_gain": None if found["levels"] is None else round(found["levels"][0], 4),
         }
         return StageOutput(image=image, decisions=decisions)

@@ -78,6 +78,35 @@ def color_cast_gains(image: np.ndarray, strength: float = 1.0, p: float = 6.0) -
     return gains.astype(np.float32)
 
 
+def highlight_gains(image: np.ndarray, quantile: float = 0.95) -> np.ndarray:
+    """Per-channel gains that make the brightest ``1 - quantile`` of the pixels (by luma) neutral."""
+    check_image(image)
+    luma = luminance(image)
+    mean = image[luma >= np.quantile(luma, quantile)].mean(axis=0)
+    return (mean.mean() / np.maximum(mean, 1e-6)).astype(np.float32)
+
+
+def print_cast_gains(image: np.ndarray, strength: float = 1.0, min_deviation: float = 0.1) -> np.ndarray | None:
+    """Gains that remove a print's colour cast, or None when there is no cast to remove.
+
+    A cast (yellowing, a faded dye layer) shifts the whole tonal range, the highlights
+    included, while a scene's dominant colour (a sunset, foliage) mostly moves the mean. So
+    each channel's correction is the shades-of-grey gain only where the highlights' gain
+    agrees in direction, and then the smaller of the two; when no channel moves by
+    ``min_deviation``, the colours are left alone.
+    """
+    overall = color_cast_gains(image, 1.0)
+    highlights = highlight_gains(image)
+    agree = np.sign(overall - 1.0) == np.sign(highlights - 1.0)
+    deviation = np.where(agree, np.sign(overall - 1.0) * np.minimum(abs(overall - 1.0), abs(highlights - 1.0)), 0.0)
+    if np.abs(deviation).max() < min_deviation:
+        return None
+    gains = 1.0 + strength * deviation
+    before = float(luminance(image).mean())
+    after = float(luminance((image * gains).astype(np.float32)).mean())
+    return (gains * (before / after if after > 1e-6 else 1.0)).astype(np.float32)
+
+
 def apply_gains(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
     """Scale each channel by ``gains`` (shape ``(3,)``), clipped to [0, 1] (pointwise: safe on tiles)."""
     return np.clip(check_image(image) * np.asarray(gains, np.float32), 0.0, 1.0).astype(np.float32)

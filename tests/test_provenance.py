@@ -16,7 +16,7 @@ def _chain(params_per_stage):
 
 def test_chain_keys_change_from_the_changed_stage_onward_only():
     base = _chain([("classical/assess@1", {"a": 1}), ("classical/tone@2", {"g": 2}), ("x/y@1", {})])
-    upgraded = _chain([("classical/assess@1", {"a": 1}), ("classical/tone@2", {"g": 2}), ("x/y@1", {})])
+    upgraded = _chain([("classical/assess@1", {"a": 1}), ("classical/tone@3", {"g": 2}), ("x/y@1", {})])
     assert base == _chain([("classical/assess@1", {"a": 1}), ("classical/tone@2", {"g": 2}), ("x/y@1", {})])
     assert base[0] == upgraded[0]
     assert base[1] != upgraded[1] and base[2] != upgraded[2]

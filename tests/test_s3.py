@@ -10,6 +10,7 @@ from patina.actors.pipeline import run_pipeline
 from patina.flows.config import parse_config
 from patina.manifests.provenance import read_provenance
 from patina.manifests.readers import read_manifest
+from tests.helpers import DEFAULT_STEPS
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def test_collection_on_s3_round_trips(ray_local, s3_endpoint, collection):
     assert (summary.succeeded, summary.failed) == (4, 3)
 
     table = read_provenance("s3://derivatives/out", options)
-    assert table.num_rows == 7 * 6
+    assert table.num_rows == 7 * len(DEFAULT_STEPS)
     written = {
         r["output_uri"]: r["output_sha256"] for r in table.to_pylist() if r["stage"] == "write" and r["output_uri"]
     }
