@@ -28,6 +28,8 @@ from patina.actors.settings import Resources, RunSettings, StageSettings
 from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
 from patina.manifests.provenance import ProvenanceWriter, provenance_uri
+from patina.models.registry import entry
+from patina.models.weights import WeightsError, pull
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,21 @@ def place_stages(settings: RunSettings, available_gpus: float | None = None) -> 
     return dataclasses.replace(settings, stages=tuple(placed))
 
 
+def fetch_weights(settings: RunSettings) -> None:
+    """Download (once, verified) and check every stage's weights in the driver, before any actor starts.
+
+    A missing or corrupt file then fails the run with the stage and the cause named, instead of
+    failing every actor of the stage. Actors on other nodes fetch into their own cache the same way.
+    """
+    for stage in settings.stages:
+        spec = entry(stage.model_id).spec
+        if spec.weights_uri is not None:
+            try:
+                pull(spec)
+            except WeightsError as exc:
+                raise WeightsError(f"stage {stage.stage!r}: {exc}") from exc
+
+
 def pool_groups(stages: Sequence[StageSettings]) -> list[tuple[StageSettings, ...]]:
     """Adjacent stages with equal resources (pool name included) form one actor pool."""
     groups: list[list[StageSettings]] = []
@@ -202,6 +219,7 @@ def run_pipeline(
     Requires a Ray session (see :func:`ray_session`).
     """
     settings = place_stages(settings)
+    fetch_weights(settings)
     started = time.monotonic()
     summary = RunSummary(settings.run_id, settings.output_uri, provenance_uri(settings.output_uri), total=len(items))
     writer = ProvenanceWriter(

@@ -32,6 +32,7 @@ class StageSettings:
     resources: Resources = field(default_factory=Resources)
     plugins: tuple[str, ...] = ()  # modules to import so that ``model_id`` is registered
     large: LargeImagePolicy = field(default_factory=LargeImagePolicy)  # when and how to tile
+    weights_sha256: str | None = None  # resolved by the driver (spec's sha256, or the pin of a pulled checkpoint)
 
 
 @dataclass(frozen=True)
@@ -55,4 +56,4 @@ def stage_identity(settings: StageSettings) -> tuple[str, str | None, dict[str, 
     One definition for the actors that extend chain keys and the planner that predicts them.
     """
     spec = entry(settings.model_id).spec
-    return spec.id, spec.sha256, dataclasses.asdict(settings.params)
+    return spec.id, settings.weights_sha256 or spec.sha256, dataclasses.asdict(settings.params)

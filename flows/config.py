@@ -18,6 +18,7 @@ validated config becomes frozen :mod:`patina.actors.settings` dataclasses.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
 from pathlib import Path
@@ -29,6 +30,7 @@ from patina.actors.settings import Resources, RunSettings, StageSettings
 from patina.models import registry
 from patina.models.stage import STAGE_ORDER
 from patina.models.tiling import LargeImagePolicy
+from patina.models.weights import WeightsError, resolved_sha256
 
 StageName = Literal["assess", "detect_damage", "inpaint", "enhance", "faces", "colorize"]
 
@@ -179,11 +181,21 @@ class PipelineConfig(_Strict):
         large = LargeImagePolicy(**self.large_images.model_dump())
         return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large)
 
+    @staticmethod
+    def _with_weights(settings: StageSettings) -> StageSettings:
+        """Settings carrying the weights' sha256, resolved once here (the driver) for planner and actors."""
+        spec = registry.entry(settings.model_id).spec
+        try:
+            sha = resolved_sha256(spec)
+        except WeightsError as exc:
+            raise WeightsError(f"stage {settings.stage!r}: {exc}") from exc
+        return dataclasses.replace(settings, weights_sha256=sha)
+
     def run_settings(self, run_id: str, output_uri: str) -> RunSettings:
         return RunSettings(
             run_id=run_id,
             output_uri=output_uri,
-            stages=tuple(self.stage_settings(s) for s in self.stages),
+            stages=tuple(self._with_weights(self.stage_settings(s)) for s in self.stages),
             output_format=self.output.format,
             jpeg_quality=self.output.jpeg_quality,
             max_pixels=self.input.max_pixels,

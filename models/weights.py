@@ -17,6 +17,7 @@ later load is checked against it. The cache is ``$PATINA_WEIGHTS_CACHE``, else
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -47,6 +48,13 @@ def cache_dir() -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 of a file; remembered per (path, size, mtime) within a process, so re-checks are free."""
+    stat = os.stat(path)
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
@@ -188,6 +196,24 @@ def pull(spec: ModelSpec, root: Path | None = None, storage_options: dict | None
         _write_pin(root, spec, actual)
         log.warning("%s: the publisher gives no sha256; pinned %s on first download", spec.id, actual)
     return target
+
+
+def resolved_sha256(spec: ModelSpec, root: Path | None = None) -> str | None:
+    """The sha256 a run records for ``spec``'s weights (``None`` for classical methods).
+
+    The spec's or its pin; an unpinned remote checkpoint is pulled (and so pinned) first, a
+    local or package file hashed. Raises :class:`WeightsError` when that cannot be done.
+    """
+    if spec.weights_uri is None:
+        return None
+    if known := expected_sha256(spec, root):
+        if not is_remote(spec) and not _local_path(spec).is_file():
+            raise WeightsError(f"{spec.id}: weights file {_local_path(spec)} does not exist")
+        return known
+    if is_remote(spec):
+        pull(spec, root)
+        return expected_sha256(spec, root)
+    return file_sha256(_verified(spec, _local_path(spec), None))
 
 
 def weights_path(spec: ModelSpec, root: Path | None = None) -> Path:

@@ -22,7 +22,7 @@ from patina.models.spec import ModelSpec
 from patina.models.stage import StageInput
 from patina.models.tiling import blend_tiles
 from patina.models.torch_compat import import_spandrel
-from patina.models.weights import WeightsError, status
+from patina.models.weights import WeightsError, resolved_sha256, status
 
 import_spandrel()  # torchvision shim first: spandrel's architectures import torchvision
 
@@ -275,6 +275,7 @@ def test_models_pull_downloads_verifies_and_pins_over_http(tmp_path, http_server
 
     assert main(["models", "pull", unpinned.id]) == 0
     assert json.loads((weights_cache / "pins.json").read_text()) == {unpinned.id: spec.sha256}
+    assert resolved_sha256(unpinned) == spec.sha256  # the pin is what chain keys record from then on
     cached.write_bytes(b"tampered")
     assert main(["models", "verify", remote.id, unpinned.id]) == 1
     assert capsys.readouterr().out.count("BAD") == 2  # the pin protects the unpinned model from then on
@@ -285,3 +286,20 @@ def test_models_pull_downloads_verifies_and_pins_over_http(tmp_path, http_server
     assert listed[remote.id]["present"] and listed["classical/tone@2"]["default"]
     assert {"gfpgan/v1.4@1.3.0", "codeformer/v0.1.0@1", "restoreformer/v1@1.3.4", "lama/big-lama@1"} <= set(listed)
     assert listed["ddcolor/modelscope@1"]["weights"].startswith("https://")
+
+
+def test_missing_or_corrupt_weights_stop_a_run_before_any_actor_naming_the_stage(tmp_path):
+    from patina.actors.pipeline import fetch_weights
+    from patina.flows.config import parse_config
+
+    spec = checkpoint(tmp_path, "test/gone@1", "enhance", "ESRGAN", ESRGAN(num_filters=8, num_blocks=1), scale=4)
+    registry.register(spec, NetworkEnhanceStage)
+    config = parse_config({"stages": ["assess", "enhance"], "stage": {"enhance": {"model": spec.id}}})
+    settings = config.run_settings("r", str(tmp_path / "out"))
+    assert settings.stages[1].weights_sha256 == spec.sha256  # what the chain keys record
+    Path(spec.weights_uri).write_bytes(b"truncated")
+    with pytest.raises(WeightsError, match=r"stage 'enhance': test/gone@1: weights .* have sha256 .*, expected"):
+        fetch_weights(settings)
+    Path(spec.weights_uri).unlink()
+    with pytest.raises(WeightsError, match=r"stage 'enhance': test/gone@1: weights file .* does not exist"):
+        config.run_settings("r", str(tmp_path / "out"))
