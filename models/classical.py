@@ -51,6 +51,8 @@ class SpeckParams:
     dilate: int = 1
     line_min_length: int = 40  # thin components at least this long are scratches (0: dust only)
     line_max_width: float = 4.5  # mean width (area / length) of a scratch, px
+    texture_ratio: float = 3.0  # a defect's top-hat must exceed this x the local mean gradient (0: off)
+    texture_window: int = 31
 
 
 class SpeckDetectStage(Stage):
@@ -62,7 +64,8 @@ class SpeckDetectStage(Stage):
 
     def tile_halo(self) -> int:
         p = self.params
-        return p.kernel + max(p.max_area, p.line_min_length) + p.dilate  # a whole speck fits in the halo
+        reach = max(p.max_area, p.line_min_length, p.texture_window)
+        return p.kernel + reach + p.dilate  # a whole speck and its texture window fit in the halo
 
     def analyze(self, item: StageInput) -> dict[str, Any]:
         p = self.params

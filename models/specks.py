@@ -45,6 +45,8 @@ def detect_specks(
     levels: tuple[float, float] | None = None,
     line_min_length: int = 0,
     line_max_width: float = 3.0,
+    texture_ratio: float = 0.0,
+    texture_window: int = 31,
 ) -> np.ndarray:
     """Mask of small bright or dark defects: dust, specks, hair-line scratches.
 
@@ -53,7 +55,10 @@ def detect_specks(
     that top-hat. Connected candidates of at most ``max_area`` px are dust; larger ones are
     picture content unless they are scratches: with ``line_min_length`` > 0, a component at
     least that long (its longer bounding-box side) whose mean width (area / length) is at most
-    ``line_max_width`` px is kept as a scratch. The mask is grown by ``dilate`` px to cover soft edges.
+    ``line_max_width`` px is kept as a scratch. With ``texture_ratio`` > 0, a candidate must
+    also stand out from its surroundings: its top-hat must exceed that many times the mean
+    morphological gradient in a ``texture_window`` box, which keeps grass, foliage and fabric
+    out of the mask. The mask is grown by ``dilate`` px to cover soft edges.
     ``levels`` (from :func:`speck_levels` on the whole image) replaces the measurement on
     ``image`` when it is a tile. Returns a bool ``(H, W)`` array.
     """
@@ -63,10 +68,15 @@ def detect_specks(
     gray = luminance(image)
     element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
     mask = np.zeros(gray.shape, dtype=bool)
+    texture = None
+    if texture_ratio > 0:
+        gradient = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+        texture = texture_ratio * cv2.blur(gradient, (texture_window, texture_window))
     for k, op in enumerate((cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT)):
         response = cv2.morphologyEx(gray, op, element)
         level = levels[k] if levels is not None else max(min_contrast, threshold_sigma * _robust_sigma(response))
-        mask |= response > level
+        found = response > level
+        mask |= found if texture is None else found & (response > texture)
     if mask.any():
         _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         area = stats[:, cv2.CC_STAT_AREA]
