@@ -1,6 +1,6 @@
 """Synthetic ageing of clean photographs, with the exact mask of the damage drawn.
 
-Used to build the sample collection and (later) training and benchmark data. Every function
+Used to build the sample collection, the quality benchmark and training data. Every function
 is pure: a working image in (see :mod:`patina.models.image`), a :class:`Degraded` out; the
 random ones take a ``numpy.random.Generator`` so results are reproducible from a seed.
 Global changes (toning, fading, grain, blur) leave the mask empty: they damage no pixel
@@ -131,3 +131,76 @@ def crease(image: np.ndarray, rng: np.random.Generator, width: int = 3) -> Degra
     cv2.line(shadow, (start[0], start[1] + width), (end[0], end[1] + width), 255, width * 2, cv2.LINE_AA)
     shaded = image * (1 - 0.25 * (shadow[..., None] / 255.0)).astype(np.float32)
     return Degraded(_paint(shaded, mask, 0.95, 0.85), mask)
+
+
+def cracks(image: np.ndarray, rng: np.random.Generator, branches: int = 6, step: float = 6.0) -> Degraded:
+    """A network of emulsion cracks: dark, thin random walks branching from a few seeds."""
+    check_image(image)
+    h, w = image.shape[:2]
+    canvas = np.zeros((h, w), dtype=np.uint8)
+    for _ in range(branches):
+        point = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+        angle = rng.uniform(0, 2 * np.pi)
+        for _ in range(int(rng.integers(10, 40))):
+            angle += rng.normal(0, 0.5)
+            nxt = point + step * np.array([np.cos(angle), np.sin(angle)])
+            cv2.line(canvas, tuple(point.round().astype(int)), tuple(nxt.round().astype(int)), 255, 1, cv2.LINE_8)
+            point = nxt
+    mask = canvas > 0
+    return Degraded(_paint(image, mask, 0.08, 0.8), mask)
+
+
+def torn_corner(image: np.ndarray, rng: np.random.Generator, size: float = 0.2) -> Degraded:
+    """A corner torn away: a ragged triangle of missing print (the mount shows through, near white)."""
+    check_image(image)
+    h, w = image.shape[:2]
+    reach = size * min(h, w)
+    corner = int(rng.integers(0, 4))
+    cx, cy = (0 if corner in (0, 3) else w - 1), (0 if corner in (0, 1) else h - 1)
+    sx, sy = (1 if cx == 0 else -1), (1 if cy == 0 else -1)
+    edge = [
+        (cx + sx * reach * t, cy + sy * reach * (1 - t) + rng.normal(0, reach * 0.05)) for t in np.linspace(0, 1, 12)
+    ]
+    polygon = np.array([(cx, cy), *edge], dtype=np.float32).round().astype(np.int32)
+    canvas = np.zeros((h, w), dtype=np.uint8)
+    cv2.fillPoly(canvas, [polygon], 255)
+    mask = canvas > 0
+    return Degraded(_paint(image, mask, 0.93, 1.0), mask)
+
+
+def stains(image: np.ndarray, rng: np.random.Generator, count: int = 4, strength: float = 0.35) -> Degraded:
+    """Water stains and foxing: soft brown blotches; only their dense cores destroy the picture (mask)."""
+    check_image(image)
+    h, w = image.shape[:2]
+    alpha = np.zeros((h, w), dtype=np.float32)
+    for _ in range(count):
+        blob = np.zeros((h, w), dtype=np.float32)
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        radius = int(rng.uniform(0.02, 0.08) * min(h, w)) + 1
+        cv2.circle(blob, centre, radius, 1.0, -1)
+        alpha = np.maximum(alpha, cv2.GaussianBlur(blob, (0, 0), radius / 2 + 1))
+    alpha = np.clip(alpha * strength / max(alpha.max(), 1e-6), 0, 1)[..., None]
+    brown = np.array([0.55, 0.38, 0.2], dtype=np.float32)
+    out = (image * (1 - alpha) + brown * alpha).astype(np.float32)
+    return Degraded(out, alpha[..., 0] > 0.5 * strength)
+
+
+def jpeg(image: np.ndarray, quality: int = 30) -> Degraded:
+    """JPEG compression artefacts (8-bit round trip through OpenCV's encoder)."""
+    check_image(image)
+    bgr = np.ascontiguousarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)[..., ::-1])
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    out = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+    return Degraded(np.ascontiguousarray(out), _none(image))
+
+
+def halftone(image: np.ndarray, period: int = 4) -> Degraded:
+    """A printed halftone screen: luma as dots on a ``period`` px grid (newspaper reproductions)."""
+    check_image(image)
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    screen = (np.cos(2 * np.pi * xx / period) * np.cos(2 * np.pi * yy / period) + 1) / 2
+    ink = (luminance(image) > screen).astype(np.float32)[..., None]
+    return Degraded(np.repeat(ink, 3, axis=2), _none(image))
