@@ -32,6 +32,7 @@ class StageSettings:
     resources: Resources = field(default_factory=Resources)
     plugins: tuple[str, ...] = ()  # modules to import so that ``model_id`` is registered
     large: LargeImagePolicy = field(default_factory=LargeImagePolicy)  # when and how to tile
+    catalogues: tuple[str, ...] = ()  # model catalogue files to register so that ``model_id`` is known
     weights_sha256: str | None = None  # resolved by the driver (spec's sha256, or the pin of a pulled checkpoint)
 
 

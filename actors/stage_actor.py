@@ -21,7 +21,7 @@ from patina.actors.io_tasks import write_item
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, decode_mask, encode_mask
 from patina.actors.settings import RunSettings, StageSettings, stage_identity
 from patina.models.image import to_transport, to_working
-from patina.models.registry import build_stage, load_plugins
+from patina.models.registry import build_stage, load_catalogue, load_plugins
 from patina.models.stage import StageInput, StageOutput
 from patina.models.tiling import TiledResult, can_tile, is_large, run_large
 
@@ -103,6 +103,8 @@ class _StageRunner:
         self.settings = settings
         self.keep = keep  # save each result as an intermediate under keep.output_uri
         load_plugins(settings.plugins)
+        for catalogue in settings.catalogues:
+            load_catalogue(catalogue)
         self.stage = build_stage(settings.model_id, settings.params)
         self.step = Step(settings.stage, stage_index, *stage_identity(settings), device=self.stage.device)
         log.info("actor ready: stage %s, model %s, device %s", settings.stage, settings.model_id, self.stage.device)

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from patina import __version__
-from patina.flows import models_command
+from patina.flows import models_command, train_command
 from patina.flows.environment import apply_defaults
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_ALL_FAILED = 0, 1, 2, 3, 4
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run", help="only this run id")
     export.add_argument("--to", help="write to this file (default: stdout)")
     models_command.add_parser(commands)
+    train_command.add_parser(commands)
     return parser
 
 
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return report_command(args)
     if args.command == "models":
         return models_command.models_command(args)
+    if args.command == "train":
+        return train_command.train_command(args)
     return EXIT_USAGE
 
 

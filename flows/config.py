@@ -106,6 +106,8 @@ class StorageConfig(_Strict):
 
 class PipelineConfig(_Strict):
     plugins: list[str] = Field(default_factory=list)  # modules registering extra models
+    # model catalogues (TOML [[model]] lists, e.g. the one `patina train` writes); relative to the config file
+    catalogues: list[str] = Field(default_factory=list)
     keep_intermediates: bool = False  # keep each stage's result: an upgrade of stage X then resumes there
     stages: list[StageName] = Field(default_factory=lambda: list(registry.DEFAULT_MODELS))
     stage: dict[StageName, StageConfig] = Field(default_factory=dict)
@@ -129,6 +131,8 @@ class PipelineConfig(_Strict):
     @model_validator(mode="after")
     def _models_resolve(self) -> PipelineConfig:
         registry.load_plugins(self.plugins)
+        for catalogue in self.catalogues:
+            registry.load_catalogue(catalogue)
         settings = [self.stage_settings(name) for name in self.stages]  # raises with the stage named
         for first, second in itertools.pairwise(settings):
             named = self.stage.get(second.stage, StageConfig()).resources.pool
@@ -179,7 +183,7 @@ class PipelineConfig(_Strict):
             r.pool or ("classical" if spec.architecture == "classical" and not r.num_gpus else stage),
         )
         large = LargeImagePolicy(**self.large_images.model_dump())
-        return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large)
+        return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large, tuple(self.catalogues))
 
     @staticmethod
     def _with_weights(settings: StageSettings) -> StageSettings:
@@ -218,6 +222,8 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         raise ConfigError(f"{path}: config file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if isinstance(data.get("catalogues"), list):  # relative to the config file, never to the working directory
+        data["catalogues"] = [str((path.parent / c).resolve()) if isinstance(c, str) else c for c in data["catalogues"]]
     return parse_config(data, str(path))
 
 

@@ -16,9 +16,12 @@ import numpy as np
 from patina.models.classical import ToneParams, ToneStage
 from patina.models.faces import alignment, crop_face, detect_faces, detector_version, paste_face
 from patina.models.image import luminance
-from patina.models.networks import Network, load_network
+from patina.models.networks import Network, best_device, load_network
 from patina.models.spec import ModelSpec
 from patina.models.stage import Stage, StageInput, StageOutput
+from patina.models.tiling import blend_tiles
+from patina.models.unet import UNet, config_from_metadata
+from patina.models.weights import weights_path
 
 
 @dataclass(frozen=True)
@@ -192,3 +195,63 @@ class ColorizeStage(NetworkStage):
         colour = cv2.cvtColor(np.concatenate([lab[..., :1], ab], axis=2), cv2.COLOR_LAB2RGB)
         decisions = {"kind": kind, "mean_chroma": round(float(np.hypot(ab[..., 0], ab[..., 1]).mean()), 3)}
         return StageOutput(image=np.clip(colour, 0.0, 1.0), decisions={**decisions, **self.network.facts})
+
+
+def load_unet(spec: ModelSpec, device: str | None = None) -> tuple[UNet, str]:
+    """patina's own U-Net from verified safetensors (its configuration is in the file's metadata)."""
+    from safetensors import safe_open
+
+    path = weights_path(spec)
+    with safe_open(str(path), "pt") as handle:
+        config = config_from_metadata(handle.metadata())
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    model = UNet(config)
+    model.load_state_dict(state)
+    device = device or best_device()
+    return model.to(device).eval(), device
+
+
+def unet_probability(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
+    """Per-pixel damage probability ``(H, W)`` of a working image (padded to the U-Net's multiple)."""
+    import torch
+
+    h, w = image.shape[:2]
+    m = model.config.multiple
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+    tensor = torch.nn.functional.pad(tensor, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+    with torch.inference_mode():
+        return torch.sigmoid(model(tensor.to(device)))[0, 0, :h, :w].cpu().numpy()
+
+
+@dataclass(frozen=True)
+class LearnedDamageParams:
+    threshold: float = 0.5  # probability above which a pixel is damage
+    dilate: int = 1
+    tile: int = 512
+    tile_overlap: int = 32
+
+
+class UNetDamageStage(Stage):
+    """Damage mask from patina's own U-Net (``patina train detect``)."""
+
+    stage = "detect_damage"
+    params_type = LearnedDamageParams
+
+    def __init__(self, spec: ModelSpec, params: Any) -> None:
+        super().__init__(spec, params)
+        self.model, self.device = load_unet(spec)
+
+    def tile_halo(self) -> int:
+        return 32  # fully convolutional: 32 px of context covers its receptive field
+
+    def process(self, item: StageInput) -> StageOutput:
+        p = self.params
+
+        def probability(piece: np.ndarray) -> np.ndarray:
+            return unet_probability(self.model, piece, self.device)[..., None]
+
+        prob = blend_tiles(probability, item.image, p.tile, p.tile_overlap)[..., 0]
+        mask = prob > p.threshold
+        if p.dilate and mask.any():
+            mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * p.dilate + 1,) * 2, np.uint8)).astype(bool)
+        return StageOutput(item.image, decisions={"damaged_fraction": round(float(mask.mean()), 6)}, mask=mask)

@@ -18,7 +18,13 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from patina.models.classical import AssessStage, SpeckDetectStage, TeleaInpaintStage, ToneStage
-from patina.models.learned import ColorizeStage, FaceRestoreStage, NetworkEnhanceStage, NetworkInpaintStage
+from patina.models.learned import (
+    ColorizeStage,
+    FaceRestoreStage,
+    NetworkEnhanceStage,
+    NetworkInpaintStage,
+    UNetDamageStage,
+)
 from patina.models.spec import ModelSpec
 from patina.models.stage import STAGE_ORDER, Stage
 from patina.models.weights import status
@@ -94,15 +100,34 @@ for _spec in (
     _ENTRIES[_spec.id] = RegistryEntry(_spec, NETWORK_STAGES[_spec.stage])
 
 
-def _load_catalogue() -> None:
-    """Register the published checkpoints listed in ``catalogue.toml`` (beside this module)."""
-    with importlib.resources.files("patina.models").joinpath("catalogue.toml").open("rb") as handle:
-        for fields in tomllib.load(handle)["model"]:
+def implementation_for(spec: ModelSpec) -> type[Stage]:
+    """The stage class that runs a network spec: patina's own U-Net, or spandrel's architectures."""
+    if spec.architecture == "PatinaUNet" and spec.stage == "detect_damage":
+        return UNetDamageStage
+    if spec.stage not in NETWORK_STAGES:
+        raise ValueError(f"{spec.id}: no network implementation for stage {spec.stage!r}")
+    return NETWORK_STAGES[spec.stage]
+
+
+def load_catalogue(source) -> list[str]:
+    """Register every ``[[model]]`` of a catalogue TOML (a path or an open binary file); returns their ids."""
+    if hasattr(source, "read"):
+        data = tomllib.load(source)
+    else:
+        try:
+            with open(source, "rb") as handle:
+                data = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"model catalogue {source}: {exc}") from exc
+    ids = []
+    for fields in data.get("model", []):
+        try:
             spec = ModelSpec(**fields)
-            _ENTRIES[spec.id] = RegistryEntry(spec, NETWORK_STAGES[spec.stage])
-
-
-_load_catalogue()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model catalogue {source}: entry {fields.get('id')!r}: {exc}") from exc
+        register(spec, implementation_for(spec))
+        ids.append(spec.id)
+    return ids
 
 
 def _defaults() -> dict[str, str]:
@@ -180,3 +205,7 @@ def as_params(model_id: str, values: Mapping[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"{model_id}: unknown parameter(s) {unknown}; known: {sorted(known)}")
     return TypeAdapter(kind).validate_python(dict(values))
+
+
+with importlib.resources.files("patina.models").joinpath("catalogue.toml").open("rb") as _handle:
+    load_catalogue(_handle)

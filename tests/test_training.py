@@ -1,0 +1,105 @@
+"""patina train detect: a tiny real training run writes a verified model that runs in the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from patina.flows.cli import main
+from patina.models.image import to_uint8
+from patina.models.training import TrainConfig, damage_sample, train_detector
+from tests.helpers import scene
+
+TINY = {"steps": 2, "batch": 2, "crop": 32, "width": 4, "depth": 2, "checkpoint_every": 1, "eval_images": 2}
+
+
+@pytest.fixture
+def clean_images(tmp_path) -> Path:
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"clean-{i}.png"), to_uint8(scene(48, 56, seed=i))[..., ::-1])
+    return folder
+
+
+def test_damage_samples_are_reproducible_and_masked():
+    clean = scene(64, 64, seed=3)
+    first = damage_sample(clean, np.random.default_rng(11))
+    second = damage_sample(clean, np.random.default_rng(11))
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    assert first[1].any() and first[0].shape == clean.shape
+
+
+def test_two_step_training_writes_a_model_that_runs_in_the_pipeline(ray_local, clean_images, tmp_path, capsys):
+    from patina.actors.pipeline import run_pipeline
+    from patina.flows.config import load_config
+    from patina.manifests.provenance import read_provenance
+    from patina.manifests.readers import read_manifest
+    from tests.conftest import make_collection
+
+    out = tmp_path / "model"
+    argv = ["train", "detect", "--data", str(clean_images), "--out", str(out), "--val", str(clean_images)]
+    argv += [x for k, v in TINY.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    assert main(argv) == 0
+    card = json.loads((out / "model-card.json").read_text())
+    weights = (out / "model.safetensors").read_bytes()
+    assert (
+        card["sha256"] == hashlib.sha256(weights).hexdigest()
+        and card["id"] == f"local/damage-unet@{card['sha256'][:12]}"
+    )
+    assert set(card["metrics"]) == {"learned", "classical"} and set(card["metrics"]["learned"]) == {
+        "precision", "recall", "f1", "iou"}  # fmt: skip
+    assert card["id"] in (out / "model-card.md").read_text() and (out / "checkpoint.pt").exists()
+    assert card["id"] in capsys.readouterr().out
+
+    config_file = tmp_path / "pipeline.toml"
+    config_file.write_text(
+        'catalogues = ["model/catalogue.toml"]\nstages = ["assess", "detect_damage", "inpaint"]\n'
+        f'[stage.detect_damage]\nmodel = "{card["id"]}"\nparams = {{ threshold = 0.3 }}\n'
+    )
+    config = load_config(config_file)  # the catalogue path is relative to the config file
+    collection = make_collection(tmp_path / "c", count=2, bad=False)
+    summary = run_pipeline(read_manifest(str(collection)), config.run_settings("run-t", str(tmp_path / "o")))
+    assert summary.succeeded == 2
+    rows = [r for r in read_provenance(str(tmp_path / "o")).to_pylist() if r["stage"] == "detect_damage"]
+    assert {(r["status"], r["model_id"], r["model_sha256"]) for r in rows} == {("ok", card["id"], card["sha256"])}
+    assert all("damaged_fraction" in json.loads(r["decisions"]) for r in rows)
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(clean_images, tmp_path, monkeypatch):
+    import patina.models.training as training
+
+    config = TrainConfig(**{**TINY, "steps": 4, "checkpoint_every": 2})
+    train_detector(clean_images, tmp_path / "straight", None, config)
+    batches = {"n": 0}
+    real = training.make_batch
+
+    def dies_at_step_three(*args):
+        batches["n"] += 1
+        if batches["n"] == 3:
+            raise KeyboardInterrupt  # the process dies after the step-2 checkpoint
+        return real(*args)
+
+    monkeypatch.setattr(training, "make_batch", dies_at_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(clean_images, tmp_path / "resumed", None, config)
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    monkeypatch.setattr(training, "make_batch", real)
+    train_detector(clean_images, tmp_path / "resumed", None, config)  # the same command again
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.allclose(a[k].numpy(), b[k].numpy(), atol=1e-6) for k in a)
+
+
+def test_training_without_images_names_the_folder(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "detect", "--data", str(empty), "--out", str(tmp_path / "o")]) == 2
+    assert "no images" in capsys.readouterr().err
