@@ -24,7 +24,7 @@ from PIL import Image
 
 from patina.models import synthetic as syn
 from patina.models.assessment import assess_image
-from patina.models.registry import build_stage, default_params
+from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, load_catalogue
 from patina.models.stage import StageInput
 
 log = logging.getLogger("quality")
@@ -112,8 +112,8 @@ def damage_cases(image: np.ndarray, rng: np.random.Generator) -> dict[str, syn.D
     }
 
 
-def bench_damage(images, table: Table, seed: int) -> None:
-    detector, inpainter = "classical/dust-scratch-detector@1", "classical/telea-inpaint@1"
+def bench_damage(images, table: Table, seed: int, detector: str = "classical/dust-scratch-detector@1") -> None:
+    inpainter = "classical/telea-inpaint@1"
     for index, clean in enumerate(images):
         rng = np.random.default_rng(seed + index)
         noisy = syn.grain(clean, 0.01, rng).image  # scans are never noise-free; the detector must cope
@@ -200,8 +200,6 @@ def bench_faces(images, table: Table, seed: int) -> None:
 
 def bench_pipeline(images, table: Table, seed: int) -> None:
     """The default chain (assess, detect_damage, inpaint, enhance, faces) on mixed colour damage."""
-    from patina.models.registry import DEFAULT_MODELS
-
     stages = [build_stage(m, default_params(m)) for m in DEFAULT_MODELS.values()]
     for index, clean in enumerate(images):
         rng = np.random.default_rng(seed + 3000 + index)
@@ -226,22 +224,32 @@ def main() -> None:
     parser.add_argument("--sr-crops", type=int, default=12, help="crops for the super-resolution check (slow on CPU)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--detector", help="damage detector model id (default: the default detect_damage model)")
+    parser.add_argument("--catalogue", action="append", default=[], help="model catalogue TOML to register first")
+    parser.add_argument(
+        "--only", choices=["damage", "enhance", "super-resolution", "faces", "pipeline"], action="append"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    for catalogue in args.catalogue:
+        load_catalogue(catalogue)
+    detector = args.detector or DEFAULT_MODELS["detect_damage"]
     images = load_images(args.corpus, args.count, args.size)
     table = Table()
     for name, run in (
-        ("damage", lambda: bench_damage(images, table, args.seed)),
+        ("damage", lambda: bench_damage(images, table, args.seed, detector)),
         ("enhance", lambda: bench_enhance(images, table, args.seed)),
         ("super-resolution", lambda: bench_super_resolution(images, table, args.sr_crops, 128, args.seed)),
         ("faces", lambda: bench_faces(load_images(args.corpus, 10_000, 512), table, args.seed)),
         ("pipeline", lambda: bench_pipeline(images[:12], table, args.seed)),
     ):
+        if args.only and name not in args.only:
+            continue
         start = time.perf_counter()
         run()
         print(f"[{name}: {time.perf_counter() - start:.1f} s]")
     rows = table.rows()
-    print(f"\n{len(images)} validation images, long side {args.size} px, seed {args.seed}\n")
+    print(f"\n{len(images)} validation images, long side {args.size} px, seed {args.seed}, detector {detector}\n")
     print(f"{'stage':28} {'damage':38} {'metric':24} {'degraded':>9} {'restored':>9} {'n':>4}")
     for row in rows:
         better = ""
