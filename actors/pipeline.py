@@ -28,6 +28,7 @@ from patina.actors.settings import Resources, RunSettings, StageSettings
 from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
 from patina.manifests.provenance import ProvenanceWriter, provenance_uri
+from patina.manifests.storage import remove_temporaries
 from patina.models.registry import entry
 from patina.models.weights import WeightsError, pull
 
@@ -220,7 +221,7 @@ def run_pipeline(
     """
     settings = place_stages(settings)
     fetch_weights(settings)
-    started = time.monotonic()
+    started, started_wall = time.monotonic(), time.time()
     summary = RunSummary(settings.run_id, settings.output_uri, provenance_uri(settings.output_uri), total=len(items))
     writer = ProvenanceWriter(
         settings.output_uri,
@@ -243,6 +244,8 @@ def run_pipeline(
                 summary.succeeded += 1
             if progress is not None:
                 progress(summary.succeeded + summary.failed, summary.total, summary.failed)
+        if removed := remove_temporaries(settings.output_uri, started_wall - 1.0, settings.storage_options):
+            log.warning("removed %d temporary file(s) left by workers that died mid-write", removed)
     finally:
         writer.close()
         summary.duration_s = time.monotonic() - started

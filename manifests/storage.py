@@ -82,7 +82,7 @@ def atomic_write(uri: str, data: bytes, storage_options: dict | None = None) -> 
         return
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -93,6 +93,27 @@ def atomic_write(uri: str, data: bytes, storage_options: dict | None = None) -> 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+TEMPORARY_PREFIX = ".tmp-"
+
+
+def remove_temporaries(uri: str, since: float, storage_options: dict | None = None) -> int:
+    """Delete :func:`atomic_write` temporaries under ``uri`` created at or after ``since`` (epoch seconds).
+
+    A worker killed mid-write (kill -9, a lost node) cannot remove its own; once every write
+    of the run is done, the run's driver does. Older ones may belong to another run and are
+    left alone. Object stores have none (writes are single PUTs). Returns how many it removed.
+    """
+    fs, path = filesystem(uri, storage_options)
+    if not is_local(fs) or not os.path.isdir(path):
+        return 0
+    removed = 0
+    for entry in os.scandir(path):
+        if entry.name.startswith(TEMPORARY_PREFIX) and entry.is_file() and entry.stat().st_mtime >= since:
+            os.unlink(entry.path)
+            removed += 1
+    return removed
 
 
 def output_key(item_id: str) -> str:

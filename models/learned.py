@@ -227,6 +227,11 @@ def unet_probability(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
 class LearnedDamageParams:
     threshold: float = 0.5  # probability above which a pixel is damage
     dilate: int = 1
+    # Regions larger than this fraction of the image that are not thin lines (mean width over
+    # max_line_width) are left out: bright skies and blown highlights look like torn-off corners,
+    # and a fill from the edges cannot restore a large region anyway.
+    max_region_fraction: float = 0.002
+    max_line_width: float = 12.0
     tile: int = 512
     tile_overlap: int = 32
 
@@ -252,6 +257,16 @@ class UNetDamageStage(Stage):
 
         prob = blend_tiles(probability, item.image, p.tile, p.tile_overlap)[..., 0]
         mask = prob > p.threshold
+        dropped = 0
+        if mask.any():
+            _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+            area = stats[:, cv2.CC_STAT_AREA]
+            length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+            large = (area > p.max_region_fraction * mask.size) & (area > p.max_line_width * length)
+            large[0] = False
+            dropped = int(large.sum())
+            mask &= ~large[labels]
         if p.dilate and mask.any():
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * p.dilate + 1,) * 2, np.uint8)).astype(bool)
-        return StageOutput(item.image, decisions={"damaged_fraction": round(float(mask.mean()), 6)}, mask=mask)
+        decisions = {"damaged_fraction": round(float(mask.mean()), 6), "large_regions_left": dropped}
+        return StageOutput(item.image, decisions=decisions, mask=mask)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -163,15 +164,35 @@ def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
-def _sources(data: Path) -> list[dict[str, str]]:
-    """Attribution rows of the training images, where the data folder (or its parent) has ATTRIBUTION.csv."""
+ATTRIBUTION_FIELDS = ("file", "license", "attribution", "source_url")
+
+
+def _sources(data: Path, files: list[Path]) -> list[dict[str, str]]:
+    """Attribution rows (ATTRIBUTION.csv in the data folder or its parent) of the images trained on."""
     import csv
 
+    used = {p.resolve() for p in files}
     for candidate in (data / "ATTRIBUTION.csv", data.parent / "ATTRIBUTION.csv"):
         if candidate.is_file():
             with open(candidate, newline="") as handle:
-                return list(csv.DictReader(handle))
+                rows = list(csv.DictReader(handle))
+            return [
+                {k: row.get(k, "") for k in ATTRIBUTION_FIELDS}
+                for row in rows
+                if (candidate.parent / row.get("file", "")).resolve() in used
+            ]
     return []
+
+
+def _write_sources(path: Path, rows: list[dict[str, str]]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ATTRIBUTION_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic(path, buffer.getvalue().encode())
 
 
 def _atomic(path: Path, data: bytes) -> None:
@@ -227,6 +248,9 @@ def train_detector(data: Path, out: Path, val: Path | None = None, config: Train
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     val_images = [load_image(p, config.crop) for p in image_files(val)[: config.eval_images]] if val else []
     metrics = evaluate(model, val_images, device, config.seed) if val_images else {}
+    sources = _sources(data, train_files)
+    if sources:
+        _write_sources(out / "training-data.csv", sources)
     card = {
         "id": f"local/damage-unet@{sha[:12]}",
         "architecture": "PatinaUNet",
@@ -244,7 +268,8 @@ def train_detector(data: Path, out: Path, val: Path | None = None, config: Train
             "train_images": len(train_files),
             "val": str(val) if val else None,
             "val_images": len(val_images),
-            "sources": len(_sources(data)),
+            "attribution": "training-data.csv" if sources else None,
+            "licences": dict(Counter(row["license"] for row in sources).most_common()),
         },
         "damage": "patina.models.training.damage_sample: dust, scratches, cracks, creases, torn corners, stains "
         "over toning, fading, blur, grain, JPEG",
@@ -268,9 +293,14 @@ def _card_markdown(card: dict) -> str:
         f"Damage-mask U-Net ({card['parameters']} parameters), sha256 `{card['sha256']}`.",
         "",
     ]
-    lines += [f"- trained on {card['data']['train_images']} images from `{card['data']['train']}` "
-              f"({card['data']['sources']} attribution rows), {card['config']['steps']} steps on {card['device']}, "
-              f"{card['train_seconds']} s; synthetic damage: {card['damage']}"]  # fmt: skip
+    data = card["data"]
+    lines += [
+        f"- trained on {data['train_images']} images from `{data['train']}`, "
+        f"{card['config']['steps']} steps on {card['device']} in {card['train_seconds']} s",
+        f"- licences of the training images: {data['licences'] or 'not recorded'}"
+        + (f" (attribution of each: `{data['attribution']}`)" if data["attribution"] else ""),
+        f"- synthetic damage: {card['damage']}",
+    ]
     if card["metrics"]:
         lines += ["", f"Validation ({card['data']['val_images']} images, fixed seeds), pixel metrics:", ""]
         lines += ["| detector | precision | recall | F1 | IoU |", "|---|---|---|---|---|"]

@@ -12,7 +12,9 @@ def test_defaults_run_the_default_pipeline():
     assert faces.model_id == "faces/yunet-realesrgan-x4plus@1"
     assert faces.resources.num_gpus is None  # a network stage takes the GPU where there is one
     assert faces.resources.pool == "faces"  # its own pool, apart from the classical stages
-    assert {s.resources.num_gpus for s in settings.stages[:4]} == {0.0}
+    detector = settings.stages[1]
+    assert detector.model_id == "patina/damage-unet@1" and detector.resources.num_gpus is None  # a network too
+    assert {settings.stages[i].resources.num_gpus for i in (0, 2, 3)} == {0.0}  # the classical stages
 
 
 def test_toml_sets_models_params_and_resources(tmp_path):

@@ -100,3 +100,17 @@ def test_output_inside_a_masters_folder_is_refused(output, refused):
             check_output_location(output, sources)
     else:
         check_output_location(output, sources)
+
+
+def test_temporaries_of_dead_writers_are_removed_only_from_this_run(tmp_path):
+    import os
+    import time
+
+    from patina.manifests.storage import remove_temporaries
+
+    old, new, kept = tmp_path / ".tmp-old", tmp_path / ".tmp-new", tmp_path / "item.png"
+    for path in (old, new, kept):
+        path.write_bytes(b"x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))  # another, earlier run's
+    assert remove_temporaries(str(tmp_path), since=time.time() - 60) == 1
+    assert old.exists() and not new.exists() and kept.exists()

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from patina.models.codecs import apply_orientation, decode_image, encode_image
 from patina.models.color_management import SRGB_ICC, profile_info
 from patina.models.image_metadata import HistoryStep, OutputMetadata, xmp_packet
+from patina.models.registry import DEFAULT_MODELS
 
 ADOBE_RGB = imagecodecs.cms_profile("adobergb")
 TAKEN = "1952:06:14 10:30:00"
@@ -138,7 +139,7 @@ def test_pipeline_output_keeps_metadata(ray_local, tmp_path):
     assert "classical/tone@2" in (xmp.decode() if isinstance(xmp, bytes) else xmp)
     jpg = Image.open(out / "B.jpg")
     assert jpg.size == (20, 28) and jpg.getexif()[0x0112] == 1 and jpg.info["dpi"] == pytest.approx((400, 400))
-    assert "run-m" in jpg.info["xmp"].decode() and "classical/dust-scratch-detector@1" in jpg.info["xmp"].decode()
+    assert "run-m" in jpg.info["xmp"].decode() and DEFAULT_MODELS["detect_damage"] in jpg.info["xmp"].decode()
     reads = {
         r["item_id"]: json.loads(r["decisions"]) for r in read_provenance(str(out)).to_pylist() if r["stage"] == "read"
     }

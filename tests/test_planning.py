@@ -65,7 +65,7 @@ def test_rerun_does_only_new_failed_and_changed_work(prefect_server, ray_local, 
     assert model_set["plan"]["changed"] == {"enhance": 4} and model_set["total"] == 4 + 3
 
     # An earlier stage's upgrade names that stage; the default config differs from the upgraded one at enhance.
-    earlier = {"stage": {"detect_damage": {"params": {"kernel": 9}}, "enhance": {"params": {"max_gain": 2.0}}}}
+    earlier = {"stage": {"detect_damage": {"params": {"threshold": 0.6}}, "enhance": {"params": {"max_gain": 2.0}}}}
     assert set(_plan(collection, out, earlier).changed.values()) == {"detect_damage"}
 
 
