@@ -108,10 +108,14 @@ def place_stages(settings: RunSettings, available_gpus: float | None = None) -> 
     if available_gpus is None:
         available_gpus = ray.cluster_resources().get("GPU", 0.0)
     placed = []
+    automatic = sum(stage.resources.num_gpus is None for stage in settings.stages)
+    # Network stages left automatic share the GPUs: each actor gets an equal share (a whole GPU at most),
+    # so every such pool can start even on a single GPU (two pools each asking for 1 of 1 would wait forever).
+    share = min(1.0, available_gpus / automatic) if automatic else 0.0
     for stage in settings.stages:
         res = stage.resources
-        if res.num_gpus is None:  # automatic: the GPU when there is one
-            stage = dataclasses.replace(stage, resources=dataclasses.replace(res, num_gpus=min(1.0, available_gpus)))
+        if res.num_gpus is None:
+            stage = dataclasses.replace(stage, resources=dataclasses.replace(res, num_gpus=share))
             placed.append(stage)
             continue
         if res.num_gpus > 0 and available_gpus <= 0:

@@ -67,3 +67,15 @@ def test_config_file_errors(tmp_path):
 def test_plugins_register_models():
     config = parse_config({"plugins": ["tests.plugin_stages"], "stage": {"enhance": {"model": "test/fussy-invert@1"}}})
     assert config.stage_settings("enhance").plugins == ("tests.plugin_stages",)
+
+
+def test_automatic_gpu_stages_share_the_gpus_so_every_pool_can_start():
+    from patina.actors.pipeline import place_stages
+
+    settings = PipelineConfig().run_settings("r", "/out")
+    automatic = [s.stage for s in settings.stages if s.resources.num_gpus is None]
+    assert automatic == ["detect_damage", "faces"]  # the two network stages of the default pipeline
+    for gpus, share in ((1, 0.5), (4, 1.0), (0, 0.0)):
+        placed = place_stages(settings, available_gpus=gpus)
+        assert {s.resources.num_gpus for s in placed.stages if s.stage in automatic} == {share}
+        assert {s.resources.num_gpus for s in placed.stages if s.stage not in automatic} == {0.0}
