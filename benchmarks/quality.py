@@ -26,6 +26,7 @@ from patina.models import synthetic as syn
 from patina.models.assessment import assess_image
 from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, load_catalogue
 from patina.models.stage import StageInput
+from patina.models.training import mask_metrics
 
 log = logging.getLogger("quality")
 
@@ -52,21 +53,6 @@ def _ssim(x: np.ndarray, y: np.ndarray) -> float:
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return float(s.mean())
-
-
-def mask_scores(found: np.ndarray, truth: np.ndarray, tolerance: int = 0) -> tuple[float, float, float]:
-    """Precision, recall, F1; with ``tolerance``, a pixel within that distance of the other mask counts."""
-    if tolerance:
-        kernel = np.ones((2 * tolerance + 1,) * 2, np.uint8)
-        near_truth = cv2.dilate(truth.astype(np.uint8), kernel).astype(bool)
-        near_found = cv2.dilate(found.astype(np.uint8), kernel).astype(bool)
-        precision = (found & near_truth).sum() / max(found.sum(), 1)
-        recall = (truth & near_found).sum() / max(truth.sum(), 1)
-    else:
-        precision = (found & truth).sum() / max(found.sum(), 1)
-        recall = (found & truth).sum() / max(truth.sum(), 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return float(precision), float(recall), float(f1)
 
 
 def load_images(corpus: Path, count: int, size: int) -> list[np.ndarray]:
@@ -120,7 +106,8 @@ def bench_damage(images, table: Table, seed: int, detector: str = "classical/dus
         for damage, degraded in damage_cases(noisy, rng).items():
             found = run_stage(detector, degraded.image).mask
             for tol in (0, 2):
-                p, r, f = mask_scores(found, degraded.mask, tol)
+                scores = mask_metrics(found, degraded.mask, tol)
+                p, r, f = scores["precision"], scores["recall"], scores["f1"]
                 suffix = f" (within {tol} px)" if tol else ""
                 table.add("detect_damage", damage, "precision" + suffix, 0.0, p)
                 table.add("detect_damage", damage, "recall" + suffix, 0.0, r)

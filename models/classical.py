@@ -80,6 +80,14 @@ class SpeckDetectStage(Stage):
         return StageOutput(image=item.image, mask=mask, decisions={"damaged_fraction": round(fraction, 6)})
 
 
+def nothing_to_fill(item: StageInput) -> StageOutput | None:
+    """The ``skipped`` output of an inpainting stage given no mask or an empty one, else None."""
+    if item.mask is not None and item.mask.any():
+        return None
+    reason = "no damage mask" if item.mask is None else "mask is empty"
+    return StageOutput(image=item.image, decisions={"reason": reason}, applied=False)
+
+
 @dataclass(frozen=True)
 class TeleaParams:
     radius: int = 3
@@ -96,9 +104,8 @@ class TeleaInpaintStage(Stage):
         return 4 * self.params.radius + 16  # holes (specks) are small; the fill reads radius px around them
 
     def process(self, item: StageInput) -> StageOutput:
-        if item.mask is None or not item.mask.any():
-            reason = "no damage mask" if item.mask is None else "mask is empty"
-            return StageOutput(image=item.image, decisions={"reason": reason}, applied=False)
+        if (skipped := nothing_to_fill(item)) is not None:
+            return skipped
         filled = inpaint_telea(item.image, item.mask, self.params.radius)
         return StageOutput(image=filled, decisions={"filled_pixels": int(item.mask.sum())})
 

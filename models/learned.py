@@ -13,11 +13,12 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from patina.models.classical import ToneParams, ToneStage
+from patina.models.classical import ToneParams, ToneStage, nothing_to_fill
 from patina.models.faces import alignment, crop_face, detect_faces, detector_version, paste_face
 from patina.models.image import luminance
-from patina.models.networks import Network, best_device, load_network
+from patina.models.networks import Network, best_device, load_network, pad_to_multiple
 from patina.models.spec import ModelSpec
+from patina.models.specks import component_shapes
 from patina.models.stage import Stage, StageInput, StageOutput
 from patina.models.tiling import blend_tiles
 from patina.models.unet import UNet, config_from_metadata
@@ -153,9 +154,8 @@ class NetworkInpaintStage(NetworkStage):
     uses_mask = True
 
     def process(self, item: StageInput) -> StageOutput:
-        if item.mask is None or not item.mask.any():
-            reason = "no damage mask" if item.mask is None else "mask is empty"
-            return StageOutput(image=item.image, decisions={"reason": reason}, applied=False)
+        if (skipped := nothing_to_fill(item)) is not None:
+            return skipped
         mask = item.mask.astype(np.uint8)
         if self.params.dilate:
             mask = cv2.dilate(mask, np.ones((2 * self.params.dilate + 1,) * 2, np.uint8))
@@ -216,9 +216,8 @@ def unet_probability(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
     import torch
 
     h, w = image.shape[:2]
-    m = model.config.multiple
     tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-    tensor = torch.nn.functional.pad(tensor, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+    tensor = pad_to_multiple(tensor, model.config.multiple, mode="replicate")
     with torch.inference_mode():
         return torch.sigmoid(model(tensor.to(device)))[0, 0, :h, :w].cpu().numpy()
 
@@ -259,9 +258,7 @@ class UNetDamageStage(Stage):
         mask = prob > p.threshold
         dropped = 0
         if mask.any():
-            _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-            area = stats[:, cv2.CC_STAT_AREA]
-            length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+            labels, area, length = component_shapes(mask)
             large = (area > p.max_region_fraction * mask.size) & (area > p.max_line_width * length)
             large[0] = False
             dropped = int(large.sum())

@@ -77,6 +77,20 @@ def state_dict_for(spec: ModelSpec) -> tuple[dict[str, Any], dict[str, str]]:
     return state, {"converted_sha256": converted_sha, "param_sha256": file_sha256(path.with_suffix(".param"))}
 
 
+def pad_to_multiple(tensor: torch.Tensor, multiple: int, mode: str = "reflect") -> torch.Tensor:
+    """Pad an ``(N, C, H, W)`` tensor on the bottom and right up to multiples of ``multiple``.
+
+    Reflection needs a pad smaller than the side it mirrors; below that it replicates instead.
+    """
+    h, w = tensor.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if not (pad_h or pad_w):
+        return tensor
+    if mode == "reflect" and (pad_h >= h or pad_w >= w):
+        mode = "replicate"
+    return torch.nn.functional.pad(tensor, (0, pad_w, 0, pad_h), mode=mode)
+
+
 def best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -99,12 +113,8 @@ class Network:
         """One pass over ``(h, w, C)``; with ``channels``, the last channel beyond them is a mask input."""
         h, w = image.shape[:2]
         multiple = max(self.spec.input_multiple, int(getattr(self.model.size_requirements, "multiple_of", 1) or 1))
-        pad_h, pad_w = (-h) % multiple, (-w) % multiple
         tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-        if pad_h or pad_w:
-            tensor = torch.nn.functional.pad(
-                tensor, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > 1 else "replicate"
-            )
+        tensor = pad_to_multiple(tensor, multiple)
         tensor = tensor.to(self.device, self.dtype)
         with torch.inference_mode():
             if channels is None:

@@ -35,6 +35,17 @@ def speck_levels(
     return tuple(max(min_contrast, threshold_sigma * _robust_sigma(r)) for r in (white, black))
 
 
+def component_shapes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected components of a bool mask: ``(labels, area, length)``, label 0 the background.
+
+    ``length`` is a component's longer bounding-box side, so ``area / length`` is its mean
+    width: small for scratches and cracks, large for blobs.
+    """
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    return labels, stats[:, cv2.CC_STAT_AREA], length
+
+
 def detect_specks(
     image: np.ndarray,
     kernel: int = 11,
@@ -78,11 +89,9 @@ def detect_specks(
         found = response > level
         mask |= found if texture is None else found & (response > texture)
     if mask.any():
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        area = stats[:, cv2.CC_STAT_AREA]
+        labels, area, length = component_shapes(mask)
         keep = area <= max_area
         if line_min_length > 0:
-            length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
             keep |= (length >= line_min_length) & (area <= line_max_width * length)
         keep[0] = False  # background label
         mask = keep[labels]

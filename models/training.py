@@ -29,6 +29,7 @@ from patina.models import synthetic as syn
 from patina.models.learned import unet_probability
 from patina.models.stage import StageInput
 from patina.models.unet import UNet, UNetConfig, config_metadata
+from patina.models.weights import atomic_bytes
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +129,22 @@ def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + dice
 
 
-def mask_metrics(found: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def mask_metrics(found: np.ndarray, truth: np.ndarray, tolerance: int = 0) -> dict[str, float]:
+    """Pixel precision, recall, F1 and IoU of a mask; with ``tolerance``, precision and recall count a
+    pixel within that many px of the other mask as matched (IoU stays strict)."""
     tp = float((found & truth).sum())
-    precision = tp / max(float(found.sum()), 1.0)
-    recall = tp / max(float(truth.sum()), 1.0)
+    hit_found, hit_truth = tp, tp
+    if tolerance:
+        kernel = np.ones((2 * tolerance + 1,) * 2, np.uint8)
+        hit_found = float((found & cv2.dilate(truth.astype(np.uint8), kernel).astype(bool)).sum())
+        hit_truth = float((truth & cv2.dilate(found.astype(np.uint8), kernel).astype(bool)).sum())
+    precision = hit_found / max(float(found.sum()), 1.0)
+    recall = hit_truth / max(float(truth.sum()), 1.0)
     return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(2 * precision * recall / max(precision + recall, 1e-12), 4),
-        "iou": round(tp / max(float((found | truth).sum()), 1.0), 4),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / max(precision + recall, 1e-12),
+        "iou": tp / max(float((found | truth).sum()), 1.0),
     }
 
 
@@ -155,8 +163,8 @@ def evaluate(model: UNet, images: list[np.ndarray], device: str, seed: int) -> d
         truth.append(mask.ravel())
     truth_all = np.concatenate(truth)
     return {
-        "learned": mask_metrics(np.concatenate(learned), truth_all),
-        "classical": mask_metrics(np.concatenate(classical), truth_all),
+        name: {k: round(v, 4) for k, v in mask_metrics(np.concatenate(found), truth_all).items()}
+        for name, found in (("learned", learned), ("classical", classical))
     }
 
 
@@ -192,13 +200,7 @@ def _write_sources(path: Path, rows: list[dict[str, str]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=ATTRIBUTION_FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-    _atomic(path, buffer.getvalue().encode())
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_bytes(path, buffer.getvalue().encode())
 
 
 def train_detector(data: Path, out: Path, val: Path | None = None, config: TrainConfig | None = None) -> dict:
@@ -275,14 +277,14 @@ def train_detector(data: Path, out: Path, val: Path | None = None, config: Train
         "over toning, fading, blur, grain, JPEG",
         "metrics": metrics,
     }
-    _atomic(out / "model-card.json", json.dumps(card, indent=1).encode())
-    _atomic(out / "model-card.md", _card_markdown(card).encode())
+    atomic_bytes(out / "model-card.json", json.dumps(card, indent=1).encode())
+    atomic_bytes(out / "model-card.md", _card_markdown(card).encode())
     entry = (
         f'[[model]]\nid = "{card["id"]}"\nstage = "detect_damage"\narchitecture = "PatinaUNet"\n'
         f'license = "as its training data"\ndescription = "damage U-Net trained by patina train detect"\n'
         f'weights_uri = "{weights.resolve()}"\nsha256 = "{sha}"\ninput_multiple = {net_config.multiple}\n'
     )
-    _atomic(out / "catalogue.toml", entry.encode())
+    atomic_bytes(out / "catalogue.toml", entry.encode())
     return card
 
 

@@ -99,10 +99,11 @@ def _read_pins(root: Path) -> dict[str, str]:
 def _write_pin(root: Path, spec: ModelSpec, sha256: str) -> None:
     pins = _read_pins(root)
     pins[spec.id] = sha256
-    _atomic_bytes(_pins_path(root), json.dumps(pins, indent=1, sort_keys=True).encode())
+    atomic_bytes(_pins_path(root), json.dumps(pins, indent=1, sort_keys=True).encode())
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
+def atomic_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a temporary beside it, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         tmp.write(data)

@@ -303,3 +303,11 @@ def test_missing_or_corrupt_weights_stop_a_run_before_any_actor_naming_the_stage
     Path(spec.weights_uri).unlink()
     with pytest.raises(WeightsError, match=r"stage 'enhance': test/gone@1: weights file .* does not exist"):
         config.run_settings("r", str(tmp_path / "out"))
+
+
+def test_images_smaller_than_the_padding_multiple_run(tmp_path):
+    spec = checkpoint(
+        tmp_path, "test/pad@1", "enhance", "ESRGAN", ESRGAN(num_filters=8, num_blocks=1), input_multiple=16
+    )
+    out = load_network(spec)(image(5, 7))  # reflection cannot pad 5 px up to 16: replicated instead
+    assert out.shape == (20, 28, 3)
