@@ -8,7 +8,7 @@ spec's business (any spandrel architecture of the right kind drops in by configu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
@@ -16,13 +16,15 @@ import numpy as np
 from patina.models.classical import ToneParams, ToneStage, nothing_to_fill
 from patina.models.faces import alignment, crop_face, detect_faces, detector_version, paste_face
 from patina.models.image import luminance
-from patina.models.networks import Network, best_device, load_network, pad_to_multiple
 from patina.models.spec import ModelSpec
 from patina.models.specks import component_shapes
 from patina.models.stage import Stage, StageInput, StageOutput
 from patina.models.tiling import blend_tiles
-from patina.models.unet import UNet, config_from_metadata
 from patina.models.weights import weights_path
+
+if TYPE_CHECKING:  # torch loads only where a network is built: classical actors and the CLI start without it
+    from patina.models.networks import Network
+    from patina.models.unet import UNet
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class NetworkStage(Stage):
     """A stage owning one network, loaded when the stage is built (once per actor)."""
 
     def __init__(self, spec: ModelSpec, params: Any) -> None:
+        from patina.models.networks import load_network
+
         super().__init__(spec, params)
         self.network: Network = load_network(spec, precision=params.precision)
         self.device = self.network.device
@@ -201,6 +205,9 @@ def load_unet(spec: ModelSpec, device: str | None = None) -> tuple[UNet, str]:
     """patina's own U-Net from verified safetensors (its configuration is in the file's metadata)."""
     from safetensors import safe_open
 
+    from patina.models.networks import best_device
+    from patina.models.unet import UNet, config_from_metadata
+
     path = weights_path(spec)
     with safe_open(str(path), "pt") as handle:
         config = config_from_metadata(handle.metadata())
@@ -214,6 +221,8 @@ def load_unet(spec: ModelSpec, device: str | None = None) -> tuple[UNet, str]:
 def unet_probability(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
     """Per-pixel damage probability ``(H, W)`` of a working image (padded to the U-Net's multiple)."""
     import torch
+
+    from patina.models.networks import pad_to_multiple
 
     h, w = image.shape[:2]
     tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]

@@ -79,3 +79,12 @@ def test_automatic_gpu_stages_share_the_gpus_so_every_pool_can_start():
         placed = place_stages(settings, available_gpus=gpus)
         assert {s.resources.num_gpus for s in placed.stages if s.stage in automatic} == {share}
         assert {s.resources.num_gpus for s in placed.stages if s.stage not in automatic} == {0.0}
+
+
+def test_the_registry_and_config_load_without_torch():
+    """Classical actors and the CLI start without importing torch (about a second each); networks load it."""
+    import subprocess
+    import sys
+
+    code = "import sys, patina.flows.config; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
