@@ -89,8 +89,10 @@ def test_gpu_stage_falls_back_to_the_cpu_when_configured(ray_local, tmp_path):
 
 
 def test_work_spreads_over_every_actor_of_a_pool(ray_local, tmp_path):
-    manifest = make_collection(tmp_path / "c", count=8, bad=False)
-    config = _invert_config(sleep_s=0.2, resources={"batch_size": 1, "min_actors": 2, "max_actors": 2})
+    # Enough work (12 x 0.4 s) that the second actor is up before the first could take it all, even when
+    # a loaded machine starts actors slowly (8 x 0.2 s once went to one actor in a full-suite run).
+    manifest = make_collection(tmp_path / "c", count=12, bad=False)
+    config = _invert_config(sleep_s=0.4, resources={"batch_size": 1, "min_actors": 2, "max_actors": 2})
     out = tmp_path / "out"
     assert run_pipeline(read_manifest(str(manifest)), config.run_settings("s", str(out))).status == "completed"
     table = read_provenance(str(out))
