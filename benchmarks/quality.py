@@ -24,35 +24,11 @@ from PIL import Image
 
 from patina.models import synthetic as syn
 from patina.models.assessment import assess_image
+from patina.models.metrics import mask_metrics, psnr, ssim
 from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, load_catalogue
 from patina.models.stage import StageInput
-from patina.models.training import mask_metrics
 
 log = logging.getLogger("quality")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR over the three channels, images in [0, 1]."""
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of the three channels (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03)."""
-    return float(np.mean([_ssim(a[..., c], b[..., c]) for c in range(a.shape[2])]))
-
-
-def _ssim(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = x.astype(np.float64), y.astype(np.float64)
-
-    def blur(z):
-        return cv2.GaussianBlur(z, (11, 11), 1.5)
-
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return float(s.mean())
 
 
 def load_images(corpus: Path, count: int, size: int) -> list[np.ndarray]:

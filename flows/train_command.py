@@ -1,4 +1,4 @@
-"""``patina train detect --data DIR --out DIR``: train patina's own damage detector (see models/training.py)."""
+"""``patina train detect|inpaint|colorize --data DIR --out DIR``: train a model of our own (models/training.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_USAGE = 0, 2
-INT_OPTIONS = ("steps", "batch", "crop", "width", "depth", "seed", "checkpoint_every", "eval_images")
+INT_OPTIONS = ("steps", "batch", "crop", "width", "depth", "seed", "checkpoint_every", "eval_images", "workers")
+TASK_HELP = {
+    "detect": "the damage-mask U-Net (metrics vs the classical detector)",
+    "inpaint": "the hole-filling U-Net (metrics vs Telea)",
+    "colorize": "the a*b*-from-luma U-Net (metrics vs gray and flat sepia)",
+}  # the tasks of models/training_tasks.TASKS (not imported here: torch would load for every command)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a model of our own on synthetic damage over clean images")
-    train.add_argument("task", choices=["detect"], help="detect: the damage-mask U-Net")
+    train.add_argument("task", choices=list(TASK_HELP), help="; ".join(f"{k}: {v}" for k, v in TASK_HELP.items()))
     train.add_argument("--data", required=True, type=Path, help="folder of clean training images")
     train.add_argument("--out", required=True, type=Path, help="folder for weights, checkpoint, model card")
-    train.add_argument("--val", type=Path, help="folder of clean validation images (metrics vs the classical detector)")
+    train.add_argument("--val", type=Path, help="folder of clean validation images (metrics vs the baseline)")
     # unset options take TrainConfig's defaults (not imported here: torch would load for every command)
     for name in INT_OPTIONS:
         train.add_argument(f"--{name.replace('_', '-')}", type=int, help="default: see TrainConfig")
@@ -25,12 +30,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from patina.models.training import TrainConfig, train_detector
+    from patina.models.training import TrainConfig, train
 
     given = {name: getattr(args, name) for name in (*INT_OPTIONS, "lr", "device")}
     config = TrainConfig(**{name: value for name, value in given.items() if value is not None})
     try:
-        card = train_detector(args.data, args.out, args.val, config)
+        card = train(args.task, args.data, args.out, args.val, config)
     except ValueError as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE

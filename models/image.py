@@ -67,6 +67,30 @@ def luminance(image: np.ndarray) -> np.ndarray:
     return image @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
+def lab_ab(image: np.ndarray) -> np.ndarray:
+    """CIELAB a*, b* ``(H, W, 2)`` of a working RGB image (OpenCV's float conversion, about -128..127)."""
+    return cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2LAB)[..., 1:]
+
+
+def with_ab(image: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """``image`` with its CIELAB lightness kept and a*, b* replaced by ``ab`` (same size), clipped to [0, 1]."""
+    lab = cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2LAB)
+    lab[..., 1:] = ab
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)
+
+
+AB_RANGE = 256.0
+"""Colorizing networks of our own predict CIELAB a*b* as ``ab / AB_RANGE + 0.5``, which lies in [0, 1]."""
+
+
+def encode_ab(ab: np.ndarray) -> np.ndarray:
+    return (ab / AB_RANGE + 0.5).astype(np.float32)
+
+
+def decode_ab(encoded: np.ndarray) -> np.ndarray:
+    return ((encoded - 0.5) * AB_RANGE).astype(np.float32)
+
+
 def pixels_to_transport(pixels: np.ndarray) -> np.ndarray:
     """Decoded uint8 or uint16 pixels -> uint16 transport pixels (exact)."""
     if pixels.dtype == np.uint8:

@@ -15,7 +15,7 @@ import numpy as np
 
 from patina.models.classical import ToneParams, ToneStage, nothing_to_fill
 from patina.models.faces import alignment, crop_face, detect_faces, detector_version, paste_face
-from patina.models.image import luminance
+from patina.models.image import decode_ab, lab_ab, luminance, with_ab
 from patina.models.spec import ModelSpec
 from patina.models.specks import component_shapes
 from patina.models.stage import Stage, StageInput, StageOutput
@@ -189,46 +189,32 @@ class ColorizeStage(NetworkStage):
         if kind not in p.only:
             reason = f"assess judged it {kind!r}; colorizing only {list(p.only)}"
             return StageOutput(image=item.image, decisions={"kind": kind, "reason": reason}, applied=False)
-        lab = cv2.cvtColor(item.image, cv2.COLOR_RGB2LAB)
         h, w = item.image.shape[:2]
         factor = min(1.0, p.input_size / max(h, w))
         gray = _resize(luminance(item.image), max(1, round(w * factor)), max(1, round(h * factor)))
         predicted = self.network(gray[..., None], tile=max(p.input_size, p.tile), overlap=p.tile_overlap)
-        ab = cv2.cvtColor(predicted.astype(np.float32), cv2.COLOR_RGB2LAB)[..., 1:]
+        # networks give colour images (DDColor) or a*b* directly (patina's colorize U-Net: 2 channels)
+        ab = decode_ab(predicted) if predicted.shape[2] == 2 else lab_ab(predicted)
         ab = cv2.resize(ab, (w, h), interpolation=cv2.INTER_CUBIC) * p.saturation
-        colour = cv2.cvtColor(np.concatenate([lab[..., :1], ab], axis=2), cv2.COLOR_LAB2RGB)
+        colour = with_ab(item.image, ab)
         decisions = {"kind": kind, "mean_chroma": round(float(np.hypot(ab[..., 0], ab[..., 1]).mean()), 3)}
-        return StageOutput(image=np.clip(colour, 0.0, 1.0), decisions={**decisions, **self.network.facts})
+        return StageOutput(image=colour, decisions={**decisions, **self.network.facts})
 
 
 def load_unet(spec: ModelSpec, device: str | None = None) -> tuple[UNet, str]:
     """patina's own U-Net from verified safetensors (its configuration is in the file's metadata)."""
-    from safetensors import safe_open
-
     from patina.models.networks import best_device
-    from patina.models.unet import UNet, config_from_metadata
+    from patina.models.unet import read_unet
 
-    path = weights_path(spec)
-    with safe_open(str(path), "pt") as handle:
-        config = config_from_metadata(handle.metadata())
-        state = {key: handle.get_tensor(key) for key in handle.keys()}
-    model = UNet(config)
-    model.load_state_dict(state)
     device = device or best_device()
-    return model.to(device).eval(), device
+    return read_unet(weights_path(spec), spec.stage).to(device), device
 
 
 def unet_probability(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
-    """Per-pixel damage probability ``(H, W)`` of a working image (padded to the U-Net's multiple)."""
-    import torch
+    """Per-pixel damage probability ``(H, W)`` of a working image."""
+    from patina.models.unet import run_unet
 
-    from patina.models.networks import pad_to_multiple
-
-    h, w = image.shape[:2]
-    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-    tensor = pad_to_multiple(tensor, model.config.multiple, mode="replicate")
-    with torch.inference_mode():
-        return torch.sigmoid(model(tensor.to(device)))[0, 0, :h, :w].cpu().numpy()
+    return 0.5 + 0.5 * np.tanh(0.5 * run_unet(model, image, device)[..., 0])  # the logistic, without overflow
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from patina.models import ncnn
+from patina.models import ncnn, unet
 from patina.models.spec import ModelSpec
 from patina.models.tiling import blend_tiles
 from patina.models.torch_compat import import_spandrel
@@ -136,6 +136,8 @@ class Network:
         channels = stacked.shape[2] - 1
 
         def forward(piece: np.ndarray) -> np.ndarray:
+            if not piece[..., channels:].any():  # a tile without holes keeps its pixels: no network pass
+                return piece[..., :channels]
             return self._forward(piece, channels)
 
         if not self.spec.tile:
@@ -149,12 +151,16 @@ def load_network(spec: ModelSpec, device: str | None = None, precision: str = "a
     ``precision``: ``"auto"`` uses float16 on CUDA for models whose spec allows half precision,
     ``"fp32"`` never does, ``"fp16"``/``"bf16"`` force it on CUDA.
     """
-    spandrel = import_spandrel()
-    state, facts = state_dict_for(spec)
-    try:
-        descriptor = spandrel.ModelLoader().load_from_state_dict(state)
-    except spandrel.UnsupportedModelError as exc:
-        raise WeightsError(f"{spec.id}: spandrel recognises no architecture in its weights") from exc
+    if spec.architecture == unet.ARCHITECTURE:  # patina's own, trained by `patina train`
+        network = unet.read_unet(weights_path(spec), spec.stage)
+        descriptor, facts = unet.UNetDescriptor(network, masked=spec.stage == "inpaint"), {}
+    else:
+        spandrel = import_spandrel()
+        state, facts = state_dict_for(spec)
+        try:
+            descriptor = spandrel.ModelLoader().load_from_state_dict(state)
+        except spandrel.UnsupportedModelError as exc:
+            raise WeightsError(f"{spec.id}: spandrel recognises no architecture in its weights") from exc
     if descriptor.architecture.id.lower() != spec.architecture.lower():
         raise WeightsError(
             f"{spec.id}: weights hold a {descriptor.architecture.id} network, the spec names {spec.architecture}"

@@ -1,4 +1,4 @@
-"""A small U-Net: the architecture of patina's own learned models (damage masks first).
+"""A small U-Net: the architecture of patina's own learned models (damage masks, inpainting, colorization).
 
 Sized by two numbers, ``width`` (channels of the first level) and ``depth`` (levels), so a
 CPU-trainable model and a GPU one are the same code. The configuration travels in the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -78,3 +79,84 @@ class UNet(nn.Module):
         for up, merge in zip(self.up, self.merge, strict=True):
             x = merge(torch.cat([up(x), skips.pop()], dim=1))
         return self.head(x)
+
+
+def run_unet(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
+    """The U-Net's raw output ``(H, W, out_channels)`` for an ``(H, W, in_channels)`` float32 image
+    (padded to the U-Net's multiple by replication, cropped back)."""
+    from patina.models.networks import pad_to_multiple
+
+    h, w = image.shape[:2]
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
+    tensor = pad_to_multiple(tensor, model.config.multiple, mode="replicate")
+    with torch.inference_mode():
+        out = model(tensor.to(device))[0, :, :h, :w]
+    return out.permute(1, 2, 0).float().cpu().numpy()
+
+
+STAGE_CHANNELS = {"detect_damage": (3, 1), "inpaint": (4, 3), "colorize": (1, 2)}
+"""(input, output) channels of a U-Net serving each stage."""
+
+
+def read_unet(path, stage: str) -> UNet:
+    """A U-Net from safetensors (its configuration in the metadata), checked to fit ``stage``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        config = config_from_metadata(handle.metadata())
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    channels = (config.in_channels, config.out_channels)
+    if STAGE_CHANNELS.get(stage) != channels:
+        raise ValueError(
+            f"{path}: a U-Net with {channels[0]} input and {channels[1]} output channels cannot serve stage "
+            f"{stage!r} (it needs {STAGE_CHANNELS.get(stage)})"
+        )
+    model = UNet(config)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+class HoleFiller(nn.Module):
+    """An inpainting U-Net with the masked-network signature ``(image, mask) -> image`` (as LaMa's):
+    the hole is blanked and given as a fourth channel, as in training."""
+
+    def __init__(self, unet: UNet) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.unet(torch.cat([image * (1 - mask), mask], dim=1))
+
+
+@dataclass(frozen=True)
+class _SizeRequirements:
+    multiple_of: int
+
+
+@dataclass(frozen=True)
+class _Architecture:
+    id: str = ARCHITECTURE
+
+
+class UNetDescriptor:
+    """patina's U-Net dressed as the part of a spandrel model descriptor that
+    :class:`~patina.models.networks.Network` uses, so the network stages run it unchanged."""
+
+    scale = 1
+    supports_half = True
+    architecture = _Architecture()
+
+    def __init__(self, unet: UNet, masked: bool) -> None:
+        self.model: nn.Module = HoleFiller(unet) if masked else unet
+        self.size_requirements = _SizeRequirements(unet.config.multiple)
+
+    def to(self, device: str) -> UNetDescriptor:
+        self.model.to(device)
+        return self
+
+    def eval(self) -> UNetDescriptor:
+        self.model.eval()
+        return self
+
+    def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.model(*tensors)

@@ -1,0 +1,244 @@
+"""What ``patina train detect|inpaint|colorize`` teach: one :class:`Task` per model of our own.
+
+A task turns a clean crop into a training pair (synthetic damage drawn by
+:mod:`patina.models.synthetic`), scores the network's output, and evaluates a trained network
+on validation images against the baseline it must beat (the classical detector, Telea
+inpainting, trivial colourings). The training loop itself is task-blind
+(:mod:`patina.models.training`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from patina.models import synthetic as syn
+from patina.models.image import AB_RANGE, decode_ab, encode_ab, lab_ab, luminance, with_ab
+from patina.models.metrics import ab_error, colourfulness, mask_metrics, psnr, ssim
+from patina.models.stage import StageInput
+from patina.models.unet import UNet, run_unet
+
+Pair = tuple[np.ndarray, np.ndarray]  # network input (H, W, C_in), target (H, W, C_out), float32
+
+
+def _age_globally(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Toning, fading or blur, each by chance: the condition of the print around its local damage."""
+    image = clean
+    if rng.random() < 0.5:
+        image = (syn.sepia(image, float(rng.uniform(0.6, 1.0))) if rng.random() < 0.5 else syn.grayscale(image)).image
+    if rng.random() < 0.5:
+        image = syn.fade(image, float(rng.uniform(0.1, 0.4))).image
+    if rng.random() < 0.3:
+        image = syn.blur(image, float(rng.uniform(0.5, 1.2))).image
+    return image
+
+
+def _local_damage(image: np.ndarray, rng: np.random.Generator) -> syn.Degraded:
+    """One to three local damages (dust, scratches, cracks, a crease, a torn corner, stains) over ``image``."""
+    local = [
+        lambda im: syn.dust(im, int(rng.integers(3, 25)), rng),
+        lambda im: syn.scratches(im, int(rng.integers(1, 3)), rng, bright=bool(rng.random() < 0.6)),
+        lambda im: syn.cracks(im, rng, branches=int(rng.integers(1, 4))),
+        lambda im: syn.crease(im, rng, width=int(rng.integers(2, 4))),
+        lambda im: syn.torn_corner(im, rng, size=float(rng.uniform(0.1, 0.3))),
+        lambda im: syn.stains(im, rng, count=int(rng.integers(1, 3))),
+    ]
+    mask = np.zeros(image.shape[:2], bool)
+    for index in rng.permutation(len(local))[: int(rng.integers(1, 4))]:
+        damaged = local[index](image)
+        image, mask = damaged.image, mask | damaged.mask
+    return syn.Degraded(image, mask)
+
+
+def damage_sample(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A randomly aged copy of ``clean`` and the mask of the pixels its local damage destroyed.
+
+    Global changes (toning, fading, blur) come first, local damage on top, scanner grain or
+    JPEG last, as on a real scan.
+    """
+    damaged = _local_damage(_age_globally(clean, rng), rng)
+    image = damaged.image
+    if rng.random() < 0.6:
+        image = syn.grain(image, float(rng.uniform(0.005, 0.03)), rng).image
+    if rng.random() < 0.3:
+        image = syn.jpeg(image, int(rng.integers(40, 90))).image
+    return image.astype(np.float32), damaged.mask
+
+
+def grow(mask: np.ndarray, px: int) -> np.ndarray:
+    if px <= 0:
+        return mask
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * px + 1,) * 2, np.uint8)).astype(bool)
+
+
+def hole_input(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The inpainter's input: the image with the hole blanked, then the hole as a fourth channel."""
+    keep = (~hole)[..., None].astype(np.float32)
+    return np.concatenate([image * keep, 1.0 - keep], axis=2).astype(np.float32)
+
+
+def _averaged(scores: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per model, the mean of each metric over the validation images."""
+    return {
+        name: {metric: round(float(np.mean([row[metric] for row in rows])), 4) for metric in rows[0]}
+        for name, rows in scores.items()
+    }
+
+
+# --- detect: damage masks ---------------------------------------------------------------------
+
+
+def _detect_pair(clean: np.ndarray, rng: np.random.Generator) -> Pair:
+    image, mask = damage_sample(clean, rng)
+    return image, mask[..., None].astype(np.float32)
+
+
+def _mask_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy (damage weighted up: it is rare) plus soft Dice."""
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target, pos_weight=torch.tensor(4.0, device=logits.device)
+    )
+    prob = torch.sigmoid(logits)
+    dice = 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
+    return bce + dice
+
+
+def _baseline(model_id: str):
+    from patina.models.registry import build_stage, default_params
+
+    return build_stage(model_id, default_params(model_id))
+
+
+def _evaluate_detect(model: UNet, images: list[np.ndarray], device: str, seed: int) -> dict[str, dict[str, float]]:
+    """Pixel metrics of the network and of the classical detector on the same damaged images."""
+    baseline = _baseline("classical/dust-scratch-detector@1")
+    learned, classical, truth = [], [], []
+    for index, clean in enumerate(images):
+        image, mask = damage_sample(clean, np.random.default_rng(seed * 1000 + index))
+        learned.append((torch.sigmoid(torch.from_numpy(run_unet(model, image, device))).numpy()[..., 0] > 0.5).ravel())
+        classical.append(baseline.process(StageInput(image)).mask.ravel())
+        truth.append(mask.ravel())
+    truth_all = np.concatenate(truth)
+    return {
+        name: {k: round(v, 4) for k, v in mask_metrics(np.concatenate(found), truth_all).items()}
+        for name, found in (("learned", learned), ("classical", classical))
+    }
+
+
+# --- inpaint: filling holes ---------------------------------------------------------------------
+
+HOLE_GROWTH = 1  # px the true damage mask is grown by in evaluation (detected masks are generous)
+
+
+def _inpaint_pair(clean: np.ndarray, rng: np.random.Generator) -> Pair:
+    base = _age_globally(clean, rng)
+    if rng.random() < 0.5:
+        base = syn.grain(base, float(rng.uniform(0.003, 0.02)), rng).image
+    hole = grow(_local_damage(base, rng).mask, int(rng.integers(0, 4)))  # masks from detectors are generous
+    return hole_input(base, hole), base.astype(np.float32)
+
+
+def _fill_loss(output: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """L1 inside the hole (what is filled) plus a tenth of it outside (the network must not drift)."""
+    hole = inputs[:, 3:4]
+    error = (output - target).abs()
+    inside = (error * hole).sum() / (3 * hole.sum()).clamp(min=1.0)
+    return inside + 0.1 * error.mean()
+
+
+def fill(model: UNet, image: np.ndarray, hole: np.ndarray, device: str) -> np.ndarray:
+    """The image with ``hole`` filled by an inpainting U-Net; pixels outside the hole unchanged."""
+    out = np.clip(run_unet(model, hole_input(image, hole), device), 0.0, 1.0)
+    return np.where(hole[..., None], out, image).astype(np.float32)
+
+
+def _evaluate_inpaint(model: UNet, images: list[np.ndarray], device: str, seed: int) -> dict[str, dict[str, float]]:
+    """PSNR/SSIM over the filled pixels, network vs Telea (the classical default), same holes."""
+    telea = _baseline("classical/telea-inpaint@1")
+    scores: dict[str, list[dict[str, float]]] = {"learned": [], "telea": []}
+    for index, clean in enumerate(images):
+        damaged = _local_damage(clean, np.random.default_rng(seed * 1000 + index))
+        hole = grow(damaged.mask, HOLE_GROWTH)
+        for name, filled in (
+            ("learned", fill(model, damaged.image, hole, device)),
+            ("telea", telea.process(StageInput(damaged.image, mask=hole)).image),
+        ):
+            scores[name].append({"psnr_hole": psnr(filled, clean, hole), "ssim_hole": ssim(filled, clean, hole)})
+    return _averaged(scores)
+
+
+# --- colorize: a*b* from luma -------------------------------------------------------------------
+
+
+def _colorize_pair(clean: np.ndarray, _rng: np.random.Generator) -> Pair:
+    return luminance(clean)[..., None], encode_ab(lab_ab(clean))
+
+
+def _ab_loss(output: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 on a*b* (in units of ``AB_RANGE``)."""
+    return torch.nn.functional.smooth_l1_loss(output, target, beta=0.02)
+
+
+def flat_sepia(image: np.ndarray) -> np.ndarray:
+    """The trivial colouring: the luma on a sepia ramp (what toning, not colorization, gives)."""
+    return syn.sepia(np.repeat(luminance(image)[..., None], 3, axis=2)).image
+
+
+def _evaluate_colorize(model: UNet, images: list[np.ndarray], device: str, seed: int) -> dict[str, dict[str, float]]:
+    """a*b* error against the photograph's own colours and colourfulness, network vs trivial colourings."""
+    del seed  # deterministic: no damage is drawn
+    rows: dict[str, list[dict[str, float]]] = {"learned": [], "gray": [], "flat_sepia": [], "truth": []}
+    for clean in images:
+        gray = np.repeat(luminance(clean)[..., None], 3, axis=2)
+        ab = decode_ab(run_unet(model, luminance(clean)[..., None], device))
+        for name, colour in (
+            ("learned", with_ab(clean, ab)),
+            ("gray", gray),
+            ("flat_sepia", with_ab(clean, lab_ab(flat_sepia(clean)))),
+            ("truth", clean),
+        ):
+            rows[name].append({"ab_error": ab_error(colour, clean), "colourfulness": colourfulness(colour)})
+    return _averaged(rows)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # the CLI word
+    stage: str  # the pipeline stage a trained model registers for
+    model_name: str  # id: local/<model_name>@<sha256 prefix>
+    in_channels: int
+    out_channels: int
+    summary: str  # for the model card
+    pair: Callable[[np.ndarray, np.random.Generator], Pair]
+    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    evaluate: Callable[[UNet, list[np.ndarray], str, int], dict[str, dict[str, float]]]
+
+
+TASKS = {
+    t.name: t
+    for t in (
+        Task(
+            "detect", "detect_damage", "damage-unet", 3, 1,
+            "damage masks; synthetic damage: dust, scratches, cracks, creases, torn corners, stains over toning, "
+            "fading, blur, grain, JPEG; metrics: pixel precision/recall/F1/IoU vs the classical detector",
+            _detect_pair, _mask_loss, _evaluate_detect,
+        ),
+        Task(
+            "inpaint", "inpaint", "inpaint-unet", 4, 3,
+            "fills holes (RGB with the hole blanked + hole mask -> RGB); holes: the masks of synthetic dust, "
+            "scratches, cracks, creases, torn corners, stains grown 0-3 px, over toned/faded/blurred/grainy "
+            "photographs; metrics: PSNR/SSIM over the filled pixels vs Telea",
+            _inpaint_pair, _fill_loss, _evaluate_inpaint,
+        ),
+        Task(
+            "colorize", "colorize", "colorize-unet", 1, 2,
+            f"predicts CIELAB a*b* (scaled by 1/{AB_RANGE:g}) from Rec. 709 luma; metrics: mean a*b* error "
+            "against the photograph's colours and Hasler-Suesstrunk colourfulness vs gray and flat sepia",
+            _colorize_pair, _ab_loss, _evaluate_colorize,
+        ),
+    )
+}  # fmt: skip
