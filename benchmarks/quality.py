@@ -74,8 +74,7 @@ def damage_cases(image: np.ndarray, rng: np.random.Generator) -> dict[str, syn.D
     }
 
 
-def bench_damage(images, table: Table, seed: int, detector: str = "classical/dust-scratch-detector@1") -> None:
-    inpainter = "classical/telea-inpaint@1"
+def bench_damage(images, table: Table, seed: int, detector: str, inpainter: str) -> None:
     for index, clean in enumerate(images):
         rng = np.random.default_rng(seed + index)
         noisy = syn.grain(clean, 0.01, rng).image  # scans are never noise-free; the detector must cope
@@ -188,6 +187,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--detector", help="damage detector model id (default: the default detect_damage model)")
+    parser.add_argument("--inpainter", help="inpainting model id (default: the default inpaint model)")
     parser.add_argument("--catalogue", action="append", default=[], help="model catalogue TOML to register first")
     parser.add_argument(
         "--only", choices=["damage", "enhance", "super-resolution", "faces", "pipeline"], action="append"
@@ -197,10 +197,11 @@ def main() -> None:
     for catalogue in args.catalogue:
         load_catalogue(catalogue)
     detector = args.detector or DEFAULT_MODELS["detect_damage"]
+    inpainter = args.inpainter or DEFAULT_MODELS["inpaint"]
     images = load_images(args.corpus, args.count, args.size)
     table = Table()
     for name, run in (
-        ("damage", lambda: bench_damage(images, table, args.seed, detector)),
+        ("damage", lambda: bench_damage(images, table, args.seed, detector, inpainter)),
         ("enhance", lambda: bench_enhance(images, table, args.seed)),
         ("super-resolution", lambda: bench_super_resolution(images, table, args.sr_crops, 128, args.seed)),
         ("faces", lambda: bench_faces(load_images(args.corpus, 10_000, 512), table, args.seed)),
@@ -212,7 +213,8 @@ def main() -> None:
         run()
         print(f"[{name}: {time.perf_counter() - start:.1f} s]")
     rows = table.rows()
-    print(f"\n{len(images)} validation images, long side {args.size} px, seed {args.seed}, detector {detector}\n")
+    print(f"\n{len(images)} validation images, long side {args.size} px, seed {args.seed}")
+    print(f"detector {detector}, inpainter {inpainter}\n")
     print(f"{'stage':28} {'damage':38} {'metric':24} {'degraded':>9} {'restored':>9} {'n':>4}")
     for row in rows:
         better = ""

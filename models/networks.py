@@ -153,7 +153,7 @@ def load_network(spec: ModelSpec, device: str | None = None, precision: str = "a
     """
     if spec.architecture == unet.ARCHITECTURE:  # patina's own, trained by `patina train`
         network = unet.read_unet(weights_path(spec), spec.stage)
-        descriptor, facts = unet.UNetDescriptor(network, masked=spec.stage == "inpaint"), {}
+        descriptor, facts = unet.UNetDescriptor(network, spec.stage), {}
     else:
         spandrel = import_spandrel()
         state, facts = state_dict_for(spec)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.resources
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -122,7 +124,9 @@ for _spec in (
 
 
 def load_catalogue(source) -> list[str]:
-    """Register every ``[[model]]`` of a catalogue TOML (a path or an open binary file); returns their ids."""
+    """Register every ``[[model]]`` of a catalogue TOML (a path or an open binary file); returns their ids.
+
+    A relative local ``weights_uri`` in a catalogue file is relative to the file's folder."""
     if hasattr(source, "read"):
         data = tomllib.load(source)
     else:
@@ -133,6 +137,9 @@ def load_catalogue(source) -> list[str]:
             raise ValueError(f"model catalogue {source}: {exc}") from exc
     ids = []
     for fields in data.get("model", []):
+        uri = fields.get("weights_uri")
+        if isinstance(source, (str, os.PathLike)) and uri and "://" not in uri and ":" not in uri.split("/")[0]:
+            fields = {**fields, "weights_uri": str(Path(source).resolve().parent / uri)}  # relative to the catalogue
         try:
             spec = ModelSpec(**fields)
         except (TypeError, ValueError) as exc:

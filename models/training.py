@@ -239,7 +239,7 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
     entry = (
         f'[[model]]\nid = "{card["id"]}"\nstage = "{task.stage}"\narchitecture = "PatinaUNet"\n'
         f'license = "as its training data"\ndescription = "{task.model_name} trained by patina train {task.name}"\n'
-        f'weights_uri = "{weights.resolve()}"\nsha256 = "{sha}"\ninput_multiple = {net_config.multiple}\n'
+        f'weights_uri = "{weights.name}"\nsha256 = "{sha}"\ninput_multiple = {net_config.multiple}\n'
     )
     atomic_bytes(out / "catalogue.toml", entry.encode())
     return card

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from patina.models.image import AB_RANGE
+
 ARCHITECTURE = "PatinaUNet"
 
 
@@ -94,7 +96,32 @@ def run_unet(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
     return out.permute(1, 2, 0).float().cpu().numpy()
 
 
-STAGE_CHANNELS = {"detect_damage": (3, 1), "inpaint": (4, 3), "colorize": (1, 2)}
+AB_CENTRES = tuple(float(v) for v in range(-120, 121, 16))
+"""Centres of the colour bins along a* and along b* (CIELAB units): 16 x 16 = 256 bins."""
+AB_BINS = len(AB_CENTRES) ** 2
+ANNEALING_TEMPERATURE = 0.38  # Zhang et al. (2016): between the mean (1, greyish) and the mode (0, noisy)
+
+
+def ab_bin_targets(ab: torch.Tensor, sigma: float = 8.0) -> torch.Tensor:
+    """Soft colour-bin targets ``(N, AB_BINS, H, W)`` of a*b* ``(N, 2, H, W)``: a Gaussian of ``sigma``
+    around each pixel's colour (separable over a* and b*), summing to 1."""
+    centres = torch.tensor(AB_CENTRES, device=ab.device).view(1, -1, 1, 1)
+    weight_a = torch.exp(-((ab[:, :1] - centres) ** 2) / (2 * sigma**2))
+    weight_b = torch.exp(-((ab[:, 1:] - centres) ** 2) / (2 * sigma**2))
+    joint = (weight_a[:, :, None] * weight_b[:, None]).flatten(1, 2)
+    return joint / joint.sum(1, keepdim=True).clamp(min=1e-12)
+
+
+def ab_from_logits(logits: torch.Tensor, temperature: float = ANNEALING_TEMPERATURE) -> torch.Tensor:
+    """a*b* ``(N, 2, H, W)`` from colour-bin logits: the annealed mean of the bin centres."""
+    n, _, h, w = logits.shape
+    side = len(AB_CENTRES)
+    prob = torch.softmax(logits.float() / temperature, dim=1).view(n, side, side, h, w)
+    centres = torch.tensor(AB_CENTRES, device=logits.device).view(1, side, 1, 1)
+    return torch.cat([(prob.sum(2) * centres).sum(1, keepdim=True), (prob.sum(1) * centres).sum(1, keepdim=True)], 1)
+
+
+STAGE_CHANNELS = {"detect_damage": (3, 1), "inpaint": (4, 3), "colorize": (1, AB_BINS)}
 """(input, output) channels of a U-Net serving each stage."""
 
 
@@ -128,6 +155,22 @@ class HoleFiller(nn.Module):
         return self.unet(torch.cat([image * (1 - mask), mask], dim=1))
 
 
+class ColourDecoder(nn.Module):
+    """A colorizing U-Net (luma -> colour-bin logits) giving encoded a*b* (:func:`patina.models.image.encode_ab`)."""
+
+    def __init__(self, unet: UNet) -> None:
+        super().__init__()
+        self.unet = unet
+        self.config = unet.config
+
+    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        return ab_from_logits(self.unet(gray)) / AB_RANGE + 0.5
+
+
+WRAPPERS: dict[str, type[nn.Module]] = {"inpaint": HoleFiller, "colorize": ColourDecoder}
+"""What a U-Net of each stage is wrapped in to serve the network stages."""
+
+
 @dataclass(frozen=True)
 class _SizeRequirements:
     multiple_of: int
@@ -146,8 +189,8 @@ class UNetDescriptor:
     supports_half = True
     architecture = _Architecture()
 
-    def __init__(self, unet: UNet, masked: bool) -> None:
-        self.model: nn.Module = HoleFiller(unet) if masked else unet
+    def __init__(self, unet: UNet, stage: str) -> None:
+        self.model: nn.Module = WRAPPERS[stage](unet) if stage in WRAPPERS else unet
         self.size_requirements = _SizeRequirements(unet.config.multiple)
 
     def to(self, device: str) -> UNetDescriptor:
