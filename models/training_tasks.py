@@ -179,10 +179,19 @@ def _colorize_pair(clean: np.ndarray, _rng: np.random.Generator) -> Pair:
 
 
 def _ab_bins_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against soft colour-bin targets: a classification keeps the several plausible colours
-    of a grey (a red or a green apple) apart, where a regression averages them to brown-grey."""
+    """Class-rebalanced cross-entropy against soft colour-bin targets (Zhang et al. 2016).
+
+    A classification keeps the several plausible colours of a grey (a red or a green apple)
+    apart, where a regression averages them to brown-grey; rebalancing weighs each pixel by
+    how rare its colour is (prior from the batch itself, half mixed with uniform), so the few
+    saturated pixels are not drowned by the many dull ones.
+    """
     soft = ab_bin_targets((target - 0.5) * AB_RANGE)
-    return -(soft * torch.log_softmax(logits.float(), dim=1)).sum(1).mean()
+    prior = soft.mean((0, 2, 3))
+    weights = 1.0 / (0.5 * prior + 0.5 / AB_BINS)
+    weights = weights / (prior * weights).sum()  # the mean pixel weight is 1
+    pixel_weight = (soft * weights.view(1, -1, 1, 1)).sum(1)
+    return (pixel_weight * -(soft * torch.log_softmax(logits.float(), dim=1)).sum(1)).mean()
 
 
 def flat_sepia(image: np.ndarray) -> np.ndarray:
@@ -239,7 +248,7 @@ TASKS = {
         Task(
             "colorize", "colorize", "colorize-unet", 1, AB_BINS,
             f"classifies each pixel's CIELAB a*b* into {AB_BINS} colour bins from Rec. 709 luma (soft targets, "
-            "cross-entropy; decoded as the annealed mean, T 0.38); metrics: mean a*b* error against the "
+            "class-rebalanced cross-entropy; decoded as the annealed mean, T 0.38); metrics: mean a*b* error against the "
             "photograph's colours and Hasler-Suesstrunk colourfulness vs gray and flat sepia",
             _colorize_pair, _ab_bins_loss, _evaluate_colorize,
         ),
