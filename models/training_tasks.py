@@ -248,8 +248,8 @@ TASKS = {
         Task(
             "colorize", "colorize", "colorize-unet", 1, AB_BINS,
             f"classifies each pixel's CIELAB a*b* into {AB_BINS} colour bins from Rec. 709 luma (soft targets, "
-            "class-rebalanced cross-entropy; decoded as the annealed mean, T 0.38); metrics: mean a*b* error against the "
-            "photograph's colours and Hasler-Suesstrunk colourfulness vs gray and flat sepia",
+            "class-rebalanced cross-entropy; decoded as the annealed mean, T 0.38); metrics: mean a*b* error "
+            "against the photograph's colours and Hasler-Suesstrunk colourfulness vs gray and flat sepia",
             _colorize_pair, _ab_bins_loss, _evaluate_colorize,
         ),
     )
