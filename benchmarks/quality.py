@@ -25,7 +25,7 @@ from PIL import Image
 from patina.models import synthetic as syn
 from patina.models.assessment import assess_image
 from patina.models.metrics import mask_metrics, psnr, ssim
-from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, load_catalogue
+from patina.models.registry import DEFAULT_MODELS, DEFAULT_STAGES, build_stage, default_params, load_catalogue
 from patina.models.stage import StageInput
 
 log = logging.getLogger("quality")
@@ -160,9 +160,11 @@ def bench_faces(images, table: Table, seed: int) -> None:
                           fn(out[region], clean[region]))  # fmt: skip
 
 
-def bench_pipeline(images, table: Table, seed: int) -> None:
-    """The default chain (assess, detect_damage, inpaint, enhance, faces) on mixed colour damage."""
-    stages = [build_stage(m, default_params(m)) for m in DEFAULT_MODELS.values()]
+def bench_pipeline(images, table: Table, seed: int, models: dict[str, str]) -> None:
+    """The default chain (assess, detect_damage, inpaint, enhance, faces; ``models`` overriding the
+    default models) on mixed colour damage."""
+    models = {**DEFAULT_MODELS, **models}
+    stages = [build_stage(models[s], default_params(models[s])) for s in DEFAULT_STAGES]
     for index, clean in enumerate(images):
         rng = np.random.default_rng(seed + 3000 + index)
         degraded = syn.color_cast(syn.fade(clean, 0.3).image, (1.06, 1.0, 0.8)).image
@@ -198,6 +200,7 @@ def main() -> None:
         load_catalogue(catalogue)
     detector = args.detector or DEFAULT_MODELS["detect_damage"]
     inpainter = args.inpainter or DEFAULT_MODELS["inpaint"]
+    chosen = {"detect_damage": detector, "inpaint": inpainter}
     images = load_images(args.corpus, args.count, args.size)
     table = Table()
     for name, run in (
@@ -205,7 +208,7 @@ def main() -> None:
         ("enhance", lambda: bench_enhance(images, table, args.seed)),
         ("super-resolution", lambda: bench_super_resolution(images, table, args.sr_crops, 128, args.seed)),
         ("faces", lambda: bench_faces(load_images(args.corpus, 10_000, 512), table, args.seed)),
-        ("pipeline", lambda: bench_pipeline(images[:12], table, args.seed)),
+        ("pipeline", lambda: bench_pipeline(images[:12], table, args.seed, chosen)),
     ):
         if args.only and name not in args.only:
             continue

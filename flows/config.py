@@ -109,7 +109,7 @@ class PipelineConfig(_Strict):
     # model catalogues (TOML [[model]] lists, e.g. the one `patina train` writes); relative to the config file
     catalogues: list[str] = Field(default_factory=list)
     keep_intermediates: bool = False  # keep each stage's result: an upgrade of stage X then resumes there
-    stages: list[StageName] = Field(default_factory=lambda: list(registry.DEFAULT_MODELS))
+    stages: list[StageName] = Field(default_factory=lambda: list(registry.DEFAULT_STAGES))
     stage: dict[StageName, StageConfig] = Field(default_factory=dict)
     output: OutputConfig = Field(default_factory=OutputConfig)
     input: InputConfig = Field(default_factory=InputConfig)

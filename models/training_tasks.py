@@ -97,7 +97,7 @@ def _detect_pair(clean: np.ndarray, rng: np.random.Generator) -> Pair:
     return image, mask[..., None].astype(np.float32)
 
 
-def _mask_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor) -> torch.Tensor:
+def _mask_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor, _rebalance: float) -> torch.Tensor:
     """Binary cross-entropy (damage weighted up: it is rare) plus soft Dice."""
     bce = torch.nn.functional.binary_cross_entropy_with_logits(
         logits, target, pos_weight=torch.tensor(4.0, device=logits.device)
@@ -142,7 +142,7 @@ def _inpaint_pair(clean: np.ndarray, rng: np.random.Generator) -> Pair:
     return hole_input(base, hole), base.astype(np.float32)
 
 
-def _fill_loss(output: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+def _fill_loss(output: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor, _rebalance: float) -> torch.Tensor:
     """L1 inside the hole (what is filled) plus a tenth of it outside (the network must not drift)."""
     hole = inputs[:, 3:4]
     error = (output - target).abs()
@@ -178,20 +178,22 @@ def _colorize_pair(clean: np.ndarray, _rng: np.random.Generator) -> Pair:
     return luminance(clean)[..., None], encode_ab(lab_ab(clean))
 
 
-def _ab_bins_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor) -> torch.Tensor:
-    """Class-rebalanced cross-entropy against soft colour-bin targets (Zhang et al. 2016).
+def _ab_bins_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor, rebalance: float) -> torch.Tensor:
+    """Cross-entropy against soft colour-bin targets, optionally class-rebalanced (Zhang et al. 2016).
 
     A classification keeps the several plausible colours of a grey (a red or a green apple)
-    apart, where a regression averages them to brown-grey; rebalancing weighs each pixel by
-    how rare its colour is (prior from the batch itself, half mixed with uniform), so the few
-    saturated pixels are not drowned by the many dull ones.
+    apart, where a regression averages them to brown-grey. With ``rebalance`` > 0 each pixel
+    is weighed by how rare its colour is, to that power (prior from the batch itself, half
+    mixed with uniform; 1 is Zhang's weighting): colours get more vivid, and less often right.
     """
     soft = ab_bin_targets((target - 0.5) * AB_RANGE)
-    prior = soft.mean((0, 2, 3))
-    weights = 1.0 / (0.5 * prior + 0.5 / AB_BINS)
-    weights = weights / (prior * weights).sum()  # the mean pixel weight is 1
-    pixel_weight = (soft * weights.view(1, -1, 1, 1)).sum(1)
-    return (pixel_weight * -(soft * torch.log_softmax(logits.float(), dim=1)).sum(1)).mean()
+    loss = -(soft * torch.log_softmax(logits.float(), dim=1)).sum(1)
+    if rebalance:
+        prior = soft.mean((0, 2, 3))
+        weights = (0.5 * prior + 0.5 / AB_BINS) ** -rebalance
+        weights = weights / (prior * weights).sum()  # the mean pixel weight is 1
+        loss = loss * (soft * weights.view(1, -1, 1, 1)).sum(1)
+    return loss.mean()
 
 
 def flat_sepia(image: np.ndarray) -> np.ndarray:
@@ -225,7 +227,7 @@ class Task:
     out_channels: int
     summary: str  # for the model card
     pair: Callable[[np.ndarray, np.random.Generator], Pair]
-    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]  # output, target, input, rebalance
     evaluate: Callable[[UNet, list[np.ndarray], str, int], dict[str, dict[str, float]]]
 
 
@@ -248,8 +250,9 @@ TASKS = {
         Task(
             "colorize", "colorize", "colorize-unet", 1, AB_BINS,
             f"classifies each pixel's CIELAB a*b* into {AB_BINS} colour bins from Rec. 709 luma (soft targets, "
-            "class-rebalanced cross-entropy; decoded as the annealed mean, T 0.38); metrics: mean a*b* error "
-            "against the photograph's colours and Hasler-Suesstrunk colourfulness vs gray and flat sepia",
+            "cross-entropy, class-rebalanced by the config's `rebalance`; decoded as the annealed mean, T 0.38); "
+            "metrics: mean a*b* error against the photograph's colours and Hasler-Suesstrunk colourfulness "
+            "vs gray and flat sepia",
             _colorize_pair, _ab_bins_loss, _evaluate_colorize,
         ),
     )
