@@ -52,6 +52,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int | None = None  # data-loading processes; None: up to 8, one core left to the trainer
     rebalance: float = 0.0  # colorize: weigh rare colours up (0 none, 1 Zhang et al.'s class rebalancing)
+    init: str | None = None  # fine-tune from this model id or safetensors file (its width and depth)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -126,6 +127,28 @@ def _batches(files: list[Path], task: Task, config: TrainConfig, start: int):
     )
 
 
+def starting_point(reference: str, task: Task) -> tuple[UNet, str]:
+    """The U-Net to fine-tune from ``reference`` (a registered model id or a safetensors file), and the
+    sha256 of its weights; registered weights are verified as for a run."""
+    from patina.models.registry import entry
+    from patina.models.unet import read_unet
+    from patina.models.weights import file_sha256, weights_path
+
+    if Path(reference).is_file():
+        path = Path(reference)
+    else:
+        try:
+            spec = entry(reference).spec
+        except KeyError as exc:
+            raise ValueError(f"--init {reference!r}: neither a file nor a registered model ({exc.args[0]})") from None
+        if spec.architecture != "PatinaUNet" or spec.stage != task.stage:
+            raise ValueError(
+                f"--init {reference!r}: a {spec.architecture} for {spec.stage}, not a U-Net for {task.stage}"
+            )
+        path = weights_path(spec)
+    return read_unet(path, task.stage), file_sha256(path)
+
+
 def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
@@ -166,8 +189,13 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
     torch.manual_seed(config.seed)
     train_files = image_files(data)
     val_files = image_files(val)[: config.eval_images] if val else []
-    net_config = UNetConfig(task.in_channels, task.out_channels, config.width, config.depth)
-    model = UNet(net_config).to(device)
+    if config.init:  # fine-tuning: the starting network's weights and shape
+        model, init_sha = starting_point(config.init, task)
+        net_config = model.config
+    else:
+        net_config, init_sha = UNetConfig(task.in_channels, task.out_channels, config.width, config.depth), None
+        model = UNet(net_config)
+    model = model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     checkpoint = out / "checkpoint.pt"
     step = 0
@@ -221,6 +249,7 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": asdict(config),
         "unet": asdict(net_config),
+        "init": {"model": config.init, "sha256": init_sha} if config.init else None,
         "device": device,
         "train_seconds": train_seconds,
         "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else None,
@@ -256,6 +285,11 @@ def _card_markdown(card: dict) -> str:
         f"- task: {card['summary']}",
         f"- trained on {data['train_images']} images from `{data['train']}`, "
         f"{card['config']['steps']} steps on {card['device']} in {card['train_seconds']} s",
+        *(
+            [f"- fine-tuned from `{card['init']['model']}` (sha256 `{card['init']['sha256']}`)"]
+            if card.get("init")
+            else []
+        ),
         f"- licences of the training images: {data['licences'] or 'not recorded'}"
         + (f" (attribution of each: `{data['attribution']}`)" if data["attribution"] else ""),
     ]

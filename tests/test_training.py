@@ -124,3 +124,25 @@ def test_training_without_images_names_the_folder(tmp_path, capsys):
     empty.mkdir()
     assert main(["train", "detect", "--data", str(empty), "--out", str(tmp_path / "o")]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_the_shipped_model(clean_images, tmp_path, capsys):
+    from patina.models.registry import entry
+    from patina.models.weights import weights_path
+
+    shipped = entry("patina/damage-unet@1").spec
+    out = tmp_path / "tuned"
+    argv = ["train", "detect", "--data", str(clean_images), "--out", str(out), "--init", shipped.id]
+    argv += ["--steps", "2", "--batch", "2", "--crop", "32", "--workers", "0", "--lr", "1e-4"]
+    assert main(argv) == 0
+    card = json.loads((out / "model-card.json").read_text())
+    assert card["init"] == {"model": shipped.id, "sha256": shipped.sha256}
+    assert card["unet"]["width"] == 16 and card["unet"]["depth"] == 3  # the shipped network's shape, not the flags'
+    start, tuned = load_file(str(weights_path(shipped))), load_file(str(out / "model.safetensors"))
+    assert start.keys() == tuned.keys() and any(not np.array_equal(start[k], tuned[k]) for k in start)
+    assert max(float((start[k] - tuned[k]).abs().max()) for k in start) < 0.01  # two small steps from it
+    assert f"fine-tuned from `{shipped.id}`" in (out / "model-card.md").read_text()
+
+    wrong = ["train", "detect", "--data", str(clean_images), "--out", str(tmp_path / "w"), "--init"]
+    assert main([*wrong, "patina/colorize-unet@1"]) == 2
+    assert "not a U-Net for detect_damage" in capsys.readouterr().err
