@@ -24,7 +24,7 @@ from patina import __version__
 from patina.actors.intermediates import intermediate_uri
 from patina.actors.io_tasks import read_item, write_item
 from patina.actors.item_state import ItemState
-from patina.actors.settings import Resources, RunSettings, StageSettings
+from patina.actors.settings import CPU_POOL, Resources, RunSettings, StageSettings
 from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
 from patina.manifests.provenance import ProvenanceWriter, provenance_uri
@@ -111,12 +111,14 @@ def place_stages(settings: RunSettings, available_gpus: float | None = None) -> 
     automatic = sum(stage.resources.num_gpus is None for stage in settings.stages)
     # Network stages left automatic share the GPUs: each actor gets an equal share (a whole GPU at most),
     # so every such pool can start even on a single GPU (two pools each asking for 1 of 1 would wait forever).
+    # Without GPUs they join the shared CPU pool: one actor per CPU runs the whole chain on its item, and
+    # no pixels cross processes between stages.
     share = min(1.0, available_gpus / automatic) if automatic else 0.0
     for stage in settings.stages:
         res = stage.resources
         if res.num_gpus is None:
-            stage = dataclasses.replace(stage, resources=dataclasses.replace(res, num_gpus=share))
-            placed.append(stage)
+            pool = res.pool or (stage.stage if share > 0 else CPU_POOL)
+            placed.append(dataclasses.replace(stage, resources=dataclasses.replace(res, num_gpus=share, pool=pool)))
             continue
         if res.num_gpus > 0 and available_gpus <= 0:
             if res.gpu_fallback != "cpu":

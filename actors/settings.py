@@ -21,7 +21,13 @@ class Resources:
     num_gpus: float | None = 0.0  # None: a whole GPU where the cluster has one, else the CPU (placement decides)
     memory_bytes: int | None = None
     gpu_fallback: str = "fail"  # "fail" | "cpu": what to do when num_gpus > 0 and the cluster has no GPU
-    pool: str = ""  # adjacent stages with the same pool name and resources share one actor pool
+    # Adjacent stages with the same pool name and resources share one actor pool. "" (network stages
+    # left automatic): placement decides, their own pool on a GPU cluster, else the shared CPU pool.
+    pool: str = ""
+
+
+CPU_POOL = "classical"
+"""The pool the classical stages share, and on a cluster without GPUs the automatic network stages too."""
 
 
 @dataclass(frozen=True)

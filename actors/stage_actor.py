@@ -10,6 +10,8 @@ A failing item is caught and recorded; the rest of the batch goes on.
 from __future__ import annotations
 
 import logging
+import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +81,11 @@ class StageActor:
         self.runners = [_StageRunner(conf, stage_index + k, keep) for k, conf in enumerate(chain)]
         # The last pool, on CPUs, writes the derivatives itself, sparing a hand-off of pixels.
         self.write = run if write else None
+        torch = sys.modules.get("torch")  # imported only where a stage runs a network
+        if torch is not None and not any(conf.resources.num_gpus for conf in chain):
+            # A CPU pool has an actor per CPU: each network uses the CPUs its actor was given (one at
+            # least), not every core of the machine, or the actors would trample one another.
+            torch.set_num_threads(max(1, math.floor(chain[0].resources.num_cpus)))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         rows = [{k: batch[k][i] for k in batch} for i in range(len(batch["item_id"]))]

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from patina.actors.settings import Resources, RunSettings, StageSettings
+from patina.actors.settings import CPU_POOL, Resources, RunSettings, StageSettings
 from patina.models import registry
 from patina.models.stage import STAGE_ORDER
 from patina.models.tiling import LargeImagePolicy
@@ -180,7 +180,7 @@ class PipelineConfig(_Strict):
             r.num_gpus if r.num_gpus is not None or spec.architecture != "classical" else 0.0,
             r.memory_mb * 2**20 if r.memory_mb else None,
             r.gpu_fallback,
-            r.pool or ("classical" if spec.architecture == "classical" and not r.num_gpus else stage),
+            r.pool or _default_pool(stage, spec.architecture, r.num_gpus),
         )
         large = LargeImagePolicy(**self.large_images.model_dump())
         return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large, tuple(self.catalogues))
@@ -209,6 +209,14 @@ class PipelineConfig(_Strict):
             provenance_flush_rows=self.provenance.flush_rows,
             provenance_flush_seconds=self.provenance.flush_seconds,
         )
+
+
+def _default_pool(stage: str, architecture: str, num_gpus: float | None) -> str:
+    """Classical CPU stages share the CPU pool; a network left automatic is placed at run time
+    (:func:`patina.actors.pipeline.place_stages`); any other stage has a pool of its own."""
+    if architecture == "classical" and not num_gpus:
+        return CPU_POOL
+    return "" if num_gpus is None else stage
 
 
 def load_config(path: str | Path | None) -> PipelineConfig:

