@@ -92,7 +92,8 @@ def pad_to_multiple(tensor: torch.Tensor, multiple: int, mode: str = "reflect") 
 
 
 def best_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """``$PATINA_DEVICE`` when set (``cpu`` keeps networks off a GPU), else CUDA when present, else the CPU."""
+    return os.environ.get("PATINA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass
