@@ -68,13 +68,18 @@ class Utilization:
         return float(np.mean(self.samples)) if self.samples else float("nan")
 
 
-def run(stage_name: str, device: str, precision: str, images: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+def run(
+    stage_name: str, device: str, precision: str, images: list[np.ndarray], tile: int | None
+) -> tuple[float, list[np.ndarray]]:
     import torch
 
     model_id = DEFAULT_MODELS[stage_name]
     params = default_params(model_id)
-    if "precision" in {f.name for f in dataclasses.fields(params)}:
+    fields = {f.name for f in dataclasses.fields(params)}
+    if "precision" in fields:
         params = dataclasses.replace(params, precision=precision)
+    if tile and device.startswith("cuda"):
+        params = dataclasses.replace(params, tile=tile)
     os.environ["PATINA_DEVICE"] = device  # where the stage loads its network
     stage = build_stage(model_id, params)
     masks = [syn_mask(image) for image in images] if stage_name == "inpaint" else [None] * len(images)
@@ -109,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1536x1024")
     parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--tile", type=int, help="network tile side on CUDA (default: each stage's own)")
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -131,10 +137,10 @@ def main() -> None:
                 util = float("nan")
                 if device.startswith("cuda"):
                     with Utilization() as meter:
-                        rate, arrays = run(stage_name, device, precision, images)
+                        rate, arrays = run(stage_name, device, precision, images, args.tile)
                     util = meter.mean
                 else:
-                    rate, arrays = run(stage_name, device, precision, images)
+                    rate, arrays = run(stage_name, device, precision, images, args.tile)
                 diff = float("nan")
                 if reference is None:
                     reference = arrays

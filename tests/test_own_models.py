@@ -125,3 +125,9 @@ def test_colorize_stage_decodes_a_b_bins_of_a_random_u_net(tmp_path):
     gray = np.repeat(scene(40, 36, seed=5)[..., :1], 3, axis=2)
     out = stage.process(StageInput(gray, decisions={"assess": {"kind": "sepia"}}))
     assert out.applied and out.image.shape == gray.shape and out.decisions["mean_chroma"] > 0
+
+
+def test_network_tiles_default_by_device():
+    from patina.models.learned import TILE_CPU, TILE_CUDA, tile_side
+
+    assert (tile_side(None, "cpu"), tile_side(None, "cuda:1"), tile_side(300, "cuda")) == (TILE_CPU, TILE_CUDA, 300)
