@@ -170,6 +170,11 @@ class NetworkInpaintStage(NetworkStage):
     params_type = InpaintParams
     uses_mask = True
 
+    def tile_halo(self) -> int | None:
+        # patina's U-Net sees a bounded neighbourhood, so large scans may be filled tile by tile;
+        # LaMa's Fourier convolutions see the whole image, so it gets the whole image.
+        return getattr(self.network.model, "halo", None)
+
     def process(self, item: StageInput) -> StageOutput:
         if (skipped := nothing_to_fill(item)) is not None:
             return skipped
@@ -255,7 +260,7 @@ class UNetDamageStage(Stage):
         self.tile = tile_side(params.tile, self.device)
 
     def tile_halo(self) -> int:
-        return 32  # fully convolutional: 32 px of context covers its receptive field
+        return self.model.config.halo  # fully convolutional: this much context covers its receptive field
 
     def process(self, item: StageInput) -> StageOutput:
         p = self.params

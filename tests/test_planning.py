@@ -107,7 +107,7 @@ def test_cli_plan_counts_match_what_run_then_does(collection, tmp_path):
 
     patina("run", str(collection), "--output", str(out), "--num-cpus", "2", "--json")
     config = tmp_path / "upgrade.toml"
-    config.write_text("[stage.inpaint.params]\nradius = 5\n")
+    config.write_text("[stage.inpaint.params]\ndilate = 1\n")
     planned = patina("plan", str(collection), "--output", str(out), "-c", str(config), "--json")
     assert (planned["to_run"], planned["changed"], planned["failed"], planned["unchanged"]) == (7, {"inpaint": 4}, 3, 0)
     ran = patina("run", str(collection), "--output", str(out), "-c", str(config), "--num-cpus", "2", "--json")
