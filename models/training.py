@@ -211,7 +211,6 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
         optimizer, max_lr=config.lr, total_steps=max(config.steps, 1), last_epoch=step - 1 if step else -1
     )
     started, losses = time.perf_counter(), []
-    model.train()
     for inputs, targets in _batches(train_files, task, config, step):
         inputs = inputs.to(device, non_blocking=True)
         loss = task.loss(model(inputs), targets.to(device, non_blocking=True), inputs, config.rebalance)
