@@ -69,7 +69,7 @@ class Utilization:
 
 
 def run(
-    stage_name: str, device: str, precision: str, images: list[np.ndarray], tile: int | None
+    stage_name: str, device: str, precision: str, images: list[np.ndarray], masks: list[np.ndarray], tile: int | None
 ) -> tuple[float, list[np.ndarray]]:
     import torch
 
@@ -82,7 +82,7 @@ def run(
         params = dataclasses.replace(params, tile=tile)
     os.environ["PATINA_DEVICE"] = device  # where the stage loads its network
     stage = build_stage(model_id, params)
-    masks = [syn_mask(image) for image in images] if stage_name == "inpaint" else [None] * len(images)
+    masks = masks if stage_name == "inpaint" else [None] * len(images)
     decisions = {"assess": {"kind": "sepia"}}
     stage.process(StageInput(images[0], mask=masks[0], decisions=decisions))  # warm-up
     if device.startswith("cuda"):
@@ -96,16 +96,10 @@ def run(
     return len(images) / seconds, arrays
 
 
-_MASKS: dict[int, np.ndarray] = {}
-
-
-def syn_mask(image: np.ndarray) -> np.ndarray:
-    """The damage mask the default detector finds (computed once per image, before any timing)."""
-    key = id(image)
-    if key not in _MASKS:
-        detector = build_stage(DEFAULT_MODELS["detect_damage"], default_params(DEFAULT_MODELS["detect_damage"]))
-        _MASKS[key] = detector.process(StageInput(image)).mask
-    return _MASKS[key]
+def damage_masks(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The masks the default detector finds: what the inpainting stage is timed on."""
+    detector = build_stage(DEFAULT_MODELS["detect_damage"], default_params(DEFAULT_MODELS["detect_damage"]))
+    return [detector.process(StageInput(image)).mask for image in images]
 
 
 def main() -> None:
@@ -119,8 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     images = aged(args.images, height, width)
-    for image in images:
-        syn_mask(image)
+    masks = damage_masks(images)
     print(f"{args.images} images {width}x{height}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name(0)}")
@@ -137,10 +130,10 @@ def main() -> None:
                 util = float("nan")
                 if device.startswith("cuda"):
                     with Utilization() as meter:
-                        rate, arrays = run(stage_name, device, precision, images, args.tile)
+                        rate, arrays = run(stage_name, device, precision, images, masks, args.tile)
                     util = meter.mean
                 else:
-                    rate, arrays = run(stage_name, device, precision, images, args.tile)
+                    rate, arrays = run(stage_name, device, precision, images, masks, args.tile)
                 diff = float("nan")
                 if reference is None:
                     reference = arrays
