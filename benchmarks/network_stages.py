@@ -1,6 +1,6 @@
 """Images/s of patina's own network stages alone, per device and precision, side by side in one run.
 
-    python benchmarks/network_stages.py [--size 1536x1024] [--images 16] [--devices cpu,cuda]
+    python benchmarks/network_stages.py [--size 1536x1024] [--images 16] [--devices cpu,cuda] [--tile N]
 
 Each stage (the damage U-Net, the inpainting U-Net on that mask, the colorizing U-Net) runs
 over the same aged photographs (grayscale, sepia, dust, scratches) on each device; on CUDA
