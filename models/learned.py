@@ -159,7 +159,7 @@ class FaceRestoreStage(NetworkStage):
 class InpaintParams(NetworkParams):
     tile_overlap: int = 64
     # Grow the mask before filling. The detectors already grow theirs by 1 px; 2 px more cost the
-    # inpainting U-Net 5-8 dB on benchmarks/quality.py (the fill replaces intact pixels too).
+    # inpainting U-Net 2-8 dB on benchmarks/quality.py (the fill replaces intact pixels too).
     dilate: int = 0
 
 
