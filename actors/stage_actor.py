@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +80,10 @@ class StageActor:
         self.runners = [_StageRunner(conf, stage_index + k, keep) for k, conf in enumerate(chain)]
         # The last pool, on CPUs, writes the derivatives itself, sparing a hand-off of pixels.
         self.write = run if write else None
-        torch = sys.modules.get("torch")  # imported only where a stage runs a network
-        if torch is not None and not any(conf.resources.num_gpus for conf in chain):
+        networks = any(r.stage.spec.architecture != "classical" for r in self.runners)
+        if networks and not any(conf.resources.num_gpus for conf in chain):
+            import torch  # already loaded by the network stages
+
             # A CPU pool has an actor per CPU: each network uses the CPUs its actor was given (one at
             # least), not every core of the machine, or the actors would trample one another.
             torch.set_num_threads(max(1, math.floor(chain[0].resources.num_cpus)))

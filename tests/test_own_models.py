@@ -131,3 +131,24 @@ def test_network_tiles_default_by_device():
     from patina.models.learned import TILE_CPU, TILE_CUDA, tile_side
 
     assert (tile_side(None, "cpu"), tile_side(None, "cuda:1"), tile_side(300, "cuda")) == (TILE_CPU, TILE_CUDA, 300)
+
+
+@pytest.mark.parametrize("num_cpus", [0.25, 2.0])
+def test_a_cpu_actor_gives_its_networks_the_cpus_it_was_given(num_cpus, monkeypatch):
+    import dataclasses
+
+    from patina.actors.stage_actor import StageActor
+    from patina.flows.config import PipelineConfig
+    from patina.models.networks import best_device
+
+    monkeypatch.setenv("PATINA_DEVICE", "cpu")
+    assert best_device() == "cpu"
+    conf = PipelineConfig(stages=["detect_damage"]).stage_settings("detect_damage")
+    conf = dataclasses.replace(conf, resources=dataclasses.replace(conf.resources, num_gpus=0.0, num_cpus=num_cpus))
+    before = torch.get_num_threads()
+    try:
+        actor = StageActor((conf,), 1)
+        assert actor.runners[0].stage.device == "cpu"
+        assert torch.get_num_threads() == max(1, int(num_cpus))
+    finally:
+        torch.set_num_threads(before)
