@@ -17,6 +17,7 @@ Printed per damage kind and split:
 
     python benchmarks/real_damage.py [--photos ../shared/real-photos/images] [--split all|dev|val]
         [--detector ID ...] [--inpainter ID ...] [--catalogue TOML] [--json OUT]
+    python benchmarks/real_damage.py --textures .pack/textures.npz   # bank for patina train --textures
 """
 
 from __future__ import annotations
@@ -153,8 +154,18 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+def write_textures(path: Path, photos: Path = PHOTOS) -> int:
+    """Harvest the damage textures of the ``dev`` crops (never ``val``) into a bank for training."""
+    from patina.models.damage_textures import harvest, save_textures
+
+    textures = [t for c in load_crops() if c.split == "dev" for t in harvest(c.cut(photos), load_mask(c))]
+    save_textures(path, textures)
+    return len(textures)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--textures", type=Path, help="instead: write the dev crops' damage textures (.npz) here")
     parser.add_argument("--photos", type=Path, default=PHOTOS)
     parser.add_argument("--split", choices=["all", "dev", "val"], default="all")
     parser.add_argument("--detector", nargs="*", default=None, help="detector model ids (default: every registered)")
@@ -163,6 +174,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the summary here")
     args = parser.parse_args()
 
+    if args.textures:
+        print(f"{write_textures(args.textures, args.photos)} textures from the dev crops -> {args.textures}")
+        return
     from patina.models.registry import entries, load_catalogue
 
     for catalogue in args.catalogue:

@@ -29,12 +29,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--rebalance", type=float, help="colorize: weigh rare colours up (0: none, default; 1: fully)")
     train.add_argument("--init", help="fine-tune: start from this model id (patina/inpaint-unet@1) or safetensors file")
     train.add_argument("--device", help="auto (default: CUDA when present), cpu, cuda, cuda:1, ...")
+    train.add_argument("--textures", help="detect/inpaint: .npz of real damage textures (real_damage.py --textures)")
 
 
 def train_command(args: argparse.Namespace) -> int:
     from patina.models.training import TrainConfig, train
 
-    given = {name: getattr(args, name) for name in (*INT_OPTIONS, "lr", "rebalance", "init", "device")}
+    given = {name: getattr(args, name) for name in (*INT_OPTIONS, "lr", "rebalance", "init", "device", "textures")}
     config = TrainConfig(**{name: value for name, value in given.items() if value is not None})
     try:
         card = train(args.task, args.data, args.out, args.val, config)

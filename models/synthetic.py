@@ -27,6 +27,14 @@ class Degraded:
     mask: np.ndarray  # bool (H, W): pixels whose content the damage destroyed
 
 
+VISIBLE = 0.04  # luma change above which a damaged pixel counts in the mask (what an eye marks on a real print)
+
+
+def visible_change(before: np.ndarray, after: np.ndarray, level: float = VISIBLE) -> np.ndarray:
+    """Mask of the pixels whose luma the damage changed by more than ``level``."""
+    return np.abs(luminance(after) - luminance(before)) > level
+
+
 def _none(image: np.ndarray) -> np.ndarray:
     return np.zeros(image.shape[:2], dtype=bool)
 
@@ -204,3 +212,93 @@ def halftone(image: np.ndarray, period: int = 4) -> Degraded:
     screen = (np.cos(2 * np.pi * xx / period) * np.cos(2 * np.pi * yy / period) + 1) / 2
     ink = (luminance(image) > screen).astype(np.float32)[..., None]
     return Degraded(np.repeat(ink, 3, axis=2), _none(image))
+
+
+def _branching_walk(
+    canvas: np.ndarray, point: np.ndarray, angle: float, steps: int, step: float, width: int,
+    rng: np.random.Generator, depth: int,
+) -> None:  # fmt: skip
+    """Draw a crack: a jittery walk that may fork (recursively, thinner) and ends at the print's edge."""
+    h, w = canvas.shape
+    for _ in range(steps):
+        angle += rng.normal(0, 0.15)
+        nxt = point + step * np.array([np.cos(angle), np.sin(angle)])
+        cv2.line(canvas, tuple(point.round().astype(int)), tuple(nxt.round().astype(int)), 255, width, cv2.LINE_AA)
+        point = nxt
+        if not (-step <= point[0] <= w + step and -step <= point[1] <= h + step):
+            return
+        if depth < 2 and rng.random() < 0.03:
+            fork = angle + rng.choice([-1, 1]) * rng.uniform(0.4, 1.3)
+            _branching_walk(canvas, point, fork, int(steps * 0.5), step, max(1, width - 1), rng, depth + 1)
+
+
+def crack_network(
+    image: np.ndarray, rng: np.random.Generator, cracks: int = 3, width: tuple[int, int] = (1, 5),
+    bright: bool = True, contrast: tuple[float, float] = (0.25, 0.8), flakes: int = 6,
+) -> Degraded:  # fmt: skip
+    """Emulsion cracks as on real prints: long forking cracks across the picture, 1-5 px wide, white where
+    the emulsion is gone (``bright``) or dark in a tarnished plate, with flakes of emulsion lost along
+    them. Widths and contrasts follow the real-damage crops (``benchmarks/real_damage.py``)."""
+    check_image(image)
+    h, w = image.shape[:2]
+    canvas = np.zeros((h, w), dtype=np.uint8)
+    for _ in range(cracks):
+        start = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+        angle = rng.uniform(0, 2 * np.pi)
+        length = int(2 * max(h, w) / 4)
+        _branching_walk(canvas, start, angle, length, 4.0, int(rng.integers(width[0], width[1] + 1)), rng, 0)
+    skeleton = np.argwhere(canvas > 128)
+    for _ in range(flakes if len(skeleton) else 0):
+        y, x = skeleton[int(rng.integers(len(skeleton)))]
+        axes = (int(rng.integers(1, 5)), int(rng.integers(1, 4)))
+        cv2.ellipse(canvas, (int(x), int(y)), axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
+    alpha = (canvas.astype(np.float32) / 255.0) * float(rng.uniform(*contrast)) / max(contrast[1], 1e-6)
+    value = float(rng.uniform(0.82, 0.98)) if bright else float(rng.uniform(0.02, 0.15))
+    out = image * (1 - alpha[..., None]) + value * alpha[..., None]
+    return Degraded(out.astype(np.float32), visible_change(image, out))
+
+
+def long_scratches(
+    image: np.ndarray, rng: np.random.Generator, count: int = 2, contrast: tuple[float, float] = (0.05, 0.35),
+) -> Degraded:  # fmt: skip
+    """Long straight or gently bent scratches crossing the whole print, 1-2 px, often faint, bright or dark."""
+    check_image(image)
+    h, w = image.shape[:2]
+    out = image.copy()
+    for _ in range(count):
+        canvas = np.zeros((h, w), dtype=np.uint8)
+        angle = rng.uniform(0, np.pi)
+        centre = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+        direction = np.array([np.cos(angle), np.sin(angle)])
+        reach = np.hypot(h, w)
+        bend = rng.normal(0, 0.02) * reach * np.array([-direction[1], direction[0]])
+        ts = np.linspace(-1, 1, 16)
+        points = centre + ts[:, None] * reach * direction + (1 - ts[:, None] ** 2) * bend
+        cv2.polylines(canvas, [points.round().astype(np.int32)], False, 255, int(rng.integers(1, 3)), cv2.LINE_AA)
+        alpha = canvas.astype(np.float32) / 255.0
+        gaps = cv2.resize(rng.random((1, 8)).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        alpha *= (gaps > 0.25).astype(np.float32)  # scratches come and go along their length
+        strength = float(rng.uniform(*contrast))
+        value = 1.0 if rng.random() < 0.7 else 0.0
+        out = out * (1 - strength * alpha[..., None]) + value * strength * alpha[..., None]
+    return Degraded(out.astype(np.float32), visible_change(image, out))
+
+
+def torn_edge(image: np.ndarray, rng: np.random.Generator, depth: float = 0.08) -> Degraded:
+    """Paper lost along one edge: a ragged strip where the mount or scanner lid shows (near white or dark)."""
+    check_image(image)
+    h, w = image.shape[:2]
+    side = int(rng.integers(0, 4))
+    n = 24
+    along = np.linspace(0, 1, n)
+    reach = np.clip(np.cumsum(rng.normal(0, 0.25, n)) + rng.uniform(0.2, 1.0), 0, None) * depth
+    canvas = np.zeros((h, w), dtype=np.uint8)
+    if side in (0, 1):  # top or bottom
+        edge = [(a * (w - 1), r * h if side == 0 else (h - 1) - r * h) for a, r in zip(along, reach, strict=True)]
+        corners = [(w - 1, 0 if side == 0 else h - 1), (0, 0 if side == 0 else h - 1)]
+    else:  # left or right
+        edge = [(r * w if side == 2 else (w - 1) - r * w, a * (h - 1)) for a, r in zip(along, reach, strict=True)]
+        corners = [(0 if side == 2 else w - 1, h - 1), (0 if side == 2 else w - 1, 0)]
+    cv2.fillPoly(canvas, [np.array([*edge, *corners], np.float32).round().astype(np.int32)], 255)
+    mask = canvas > 0
+    return Degraded(_paint(image, mask, 0.93 if rng.random() < 0.7 else 0.1, 1.0), mask)

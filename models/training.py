@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from patina.models.training_tasks import TASKS, Task
+from patina.models.damage_textures import load_textures
+from patina.models.training_tasks import TASKS, Task, Textures
 from patina.models.unet import UNet, UNetConfig, config_metadata
 from patina.models.weights import atomic_bytes
 
@@ -53,6 +54,7 @@ class TrainConfig:
     workers: int | None = None  # data-loading processes; None: up to 8, one core left to the trainer
     rebalance: float = 0.0  # colorize: weigh rare colours up (0 none, 1 Zhang et al.'s class rebalancing)
     init: str | None = None  # fine-tune from this model id or safetensors file (its width and depth)
+    textures: str | None = None  # .npz bank of real damage textures to paste (benchmarks/real_damage.py textures)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -81,7 +83,9 @@ def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
     return image[y : y + size, x : x + size]
 
 
-def make_batch(files: list[Path], task: Task, config: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(
+    files: list[Path], task: Task, config: TrainConfig, step: int, textures: Textures = ()
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Step ``step``'s ``config.batch`` training pairs from random crops (images read on demand: a corpus
     need not fit in memory); drawn from ``(seed, step)`` alone."""
     rng = np.random.default_rng([config.seed, step])
@@ -90,7 +94,7 @@ def make_batch(files: list[Path], task: Task, config: TrainConfig, step: int) ->
         clean = random_crop(load_image(files[int(rng.integers(len(files)))], config.crop), config.crop, rng)
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
-        x, y = task.pair(np.ascontiguousarray(clean), rng)
+        x, y = task.pair(np.ascontiguousarray(clean), rng, textures)
         inputs.append(x.transpose(2, 0, 1))
         targets.append(y.transpose(2, 0, 1))
     return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(targets))
@@ -101,12 +105,13 @@ class _Batches(torch.utils.data.Dataset):
 
     def __init__(self, files: list[Path], task: Task, config: TrainConfig) -> None:
         self.files, self.task, self.config = files, task, config
+        self.textures = load_textures(config.textures) if config.textures else ()
 
     def __len__(self) -> int:
         return self.config.steps
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_batch(self.files, self.task, self.config, step)
+        return make_batch(self.files, self.task, self.config, step, self.textures)
 
 
 def _worker_init(_worker: int) -> None:

@@ -17,12 +17,14 @@ import numpy as np
 import torch
 
 from patina.models import synthetic as syn
+from patina.models.damage_textures import DamageTexture, composite
 from patina.models.image import AB_RANGE, decode_ab, encode_ab, lab_ab, luminance, with_ab
 from patina.models.metrics import ab_error, colourfulness, mask_metrics, psnr, ssim
 from patina.models.stage import StageInput
 from patina.models.unet import AB_BINS, ColourDecoder, UNet, ab_bin_targets, run_unet
 
 Pair = tuple[np.ndarray, np.ndarray]  # network input (H, W, C_in), target (H, W, C_out), float32
+Textures = tuple[DamageTexture, ...]  # a bank of real damage textures, empty when none was given
 
 
 def _age_globally(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -37,30 +39,41 @@ def _age_globally(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def _local_damage(image: np.ndarray, rng: np.random.Generator) -> syn.Degraded:
-    """One to three local damages (dust, scratches, cracks, a crease, a torn corner, stains) over ``image``."""
+def _local_damage(image: np.ndarray, rng: np.random.Generator, textures: Textures = ()) -> syn.Degraded:
+    """One to four local damages over ``image``: dust, scratches, forking emulsion cracks (bright or dark),
+    long faint scratches, a crease, a torn corner or edge, stains, and, given a bank of real damage
+    textures (:mod:`patina.models.damage_textures`), real cracks and spots pasted on (twice as likely)."""
     local = [
         lambda im: syn.dust(im, int(rng.integers(3, 25)), rng),
         lambda im: syn.scratches(im, int(rng.integers(1, 3)), rng, bright=bool(rng.random() < 0.6)),
         lambda im: syn.cracks(im, rng, branches=int(rng.integers(1, 4))),
+        lambda im: syn.crack_network(im, rng, cracks=int(rng.integers(1, 4)), bright=True),
+        lambda im: syn.crack_network(im, rng, cracks=int(rng.integers(1, 3)), bright=False, width=(1, 3)),
+        lambda im: syn.long_scratches(im, rng, count=int(rng.integers(1, 4))),
         lambda im: syn.crease(im, rng, width=int(rng.integers(2, 4))),
         lambda im: syn.torn_corner(im, rng, size=float(rng.uniform(0.1, 0.3))),
+        lambda im: syn.torn_edge(im, rng, depth=float(rng.uniform(0.03, 0.12))),
         lambda im: syn.stains(im, rng, count=int(rng.integers(1, 3))),
     ]
+    if textures:
+        real = lambda im: composite(im, textures, rng, count=int(rng.integers(1, 6)))  # noqa: E731
+        local += [real, real]
     mask = np.zeros(image.shape[:2], bool)
-    for index in rng.permutation(len(local))[: int(rng.integers(1, 4))]:
+    for index in rng.permutation(len(local))[: int(rng.integers(1, 5))]:
         damaged = local[index](image)
         image, mask = damaged.image, mask | damaged.mask
     return syn.Degraded(image, mask)
 
 
-def damage_sample(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def damage_sample(
+    clean: np.ndarray, rng: np.random.Generator, textures: Textures = ()
+) -> tuple[np.ndarray, np.ndarray]:
     """A randomly aged copy of ``clean`` and the mask of the pixels its local damage destroyed.
 
     Global changes (toning, fading, blur) come first, local damage on top, scanner grain or
     JPEG last, as on a real scan.
     """
-    damaged = _local_damage(_age_globally(clean, rng), rng)
+    damaged = _local_damage(_age_globally(clean, rng), rng, textures)
     image = damaged.image
     if rng.random() < 0.6:
         image = syn.grain(image, float(rng.uniform(0.005, 0.03)), rng).image
@@ -92,8 +105,8 @@ def _averaged(scores: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
 # --- detect: damage masks ---------------------------------------------------------------------
 
 
-def _detect_pair(clean: np.ndarray, rng: np.random.Generator) -> Pair:
-    image, mask = damage_sample(clean, rng)
+def _detect_pair(clean: np.ndarray, rng: np.random.Generator, textures: Textures) -> Pair:
+    image, mask = damage_sample(clean, rng, textures)
     return image, mask[..., None].astype(np.float32)
 
 
@@ -134,11 +147,11 @@ def _evaluate_detect(model: UNet, images: list[np.ndarray], device: str, seed: i
 HOLE_GROWTH = 1  # px the true damage mask is grown by in evaluation (detected masks are generous)
 
 
-def _inpaint_pair(clean: np.ndarray, rng: np.random.Generator) -> Pair:
+def _inpaint_pair(clean: np.ndarray, rng: np.random.Generator, textures: Textures) -> Pair:
     base = _age_globally(clean, rng)
     if rng.random() < 0.5:
         base = syn.grain(base, float(rng.uniform(0.003, 0.02)), rng).image
-    hole = grow(_local_damage(base, rng).mask, int(rng.integers(0, 4)))  # masks from detectors are generous
+    hole = grow(_local_damage(base, rng, textures).mask, int(rng.integers(0, 4)))  # masks from detectors are generous
     return hole_input(base, hole), base.astype(np.float32)
 
 
@@ -174,7 +187,7 @@ def _evaluate_inpaint(model: UNet, images: list[np.ndarray], device: str, seed: 
 # --- colorize: a*b* from luma -------------------------------------------------------------------
 
 
-def _colorize_pair(clean: np.ndarray, _rng: np.random.Generator) -> Pair:
+def _colorize_pair(clean: np.ndarray, _rng: np.random.Generator, _textures: Textures) -> Pair:
     return luminance(clean)[..., None], encode_ab(lab_ab(clean))
 
 
@@ -226,7 +239,7 @@ class Task:
     in_channels: int
     out_channels: int
     summary: str  # for the model card
-    pair: Callable[[np.ndarray, np.random.Generator], Pair]
+    pair: Callable[[np.ndarray, np.random.Generator, Textures], Pair]  # clean crop, rng, real damage textures
     loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]  # output, target, input, rebalance
     evaluate: Callable[[UNet, list[np.ndarray], str, int], dict[str, dict[str, float]]]
 
