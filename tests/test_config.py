@@ -12,7 +12,7 @@ def test_defaults_run_the_default_pipeline():
     assert faces.model_id == "faces/yunet-realesrgan-x4plus@1"
     assert faces.resources.num_gpus is None  # a network stage takes the GPU where there is one
     assert faces.resources.pool == ""  # its pool is placed at run time (own pool on GPUs, else the CPU pool)
-    for index, model in ((1, "patina/damage-unet@1"), (2, "patina/inpaint-unet@1")):  # networks too
+    for index, model in ((1, "patina/damage-unet@2"), (2, "patina/inpaint-unet@1")):  # networks too
         assert settings.stages[index].model_id == model and settings.stages[index].resources.num_gpus is None
     assert {settings.stages[i].resources.num_gpus for i in (0, 3)} == {0.0}  # the classical stages
 

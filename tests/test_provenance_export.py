@@ -70,8 +70,8 @@ def test_premis_document_has_objects_events_agents_in_schema_order(two_runs):
 
     agents = {a.findtext(f"{P}agentIdentifier/{P}agentIdentifierValue"): a for a in root.findall(f"{P}agent")}
     assert any(name.startswith("patina ") for name in agents)
-    assert "patina/damage-unet@1" in agents
-    assert agents["patina/damage-unet@1"].findtext(f"{P}agentType") == "software"
+    assert "patina/damage-unet@2" in agents
+    assert agents["patina/damage-unet@2"].findtext(f"{P}agentType") == "software"
 
 
 def test_cli_exports_one_run_to_a_file(two_runs, tmp_path):
@@ -88,7 +88,7 @@ def test_cli_exports_one_run_to_a_file(two_runs, tmp_path):
 def test_documented_duckdb_queries_answer_the_archivists_questions(two_runs):
     log = f"read_parquet('{two_runs}/_provenance/*/*.parquet')"
     used = duckdb.sql(
-        f"SELECT DISTINCT item_id FROM {log} WHERE model_id = 'patina/damage-unet@1' AND status = 'ok'"
+        f"SELECT DISTINCT item_id FROM {log} WHERE model_id = 'patina/damage-unet@2' AND status = 'ok'"
     ).fetchall()
     assert sorted(r[0] for r in used) == [f"item/{i}" for i in range(4)]
     by_type = dict(

@@ -1,0 +1,141 @@
+"""Damage nearer real prints: the new synthetic kinds, real damage textures, the real-damage set's recipe,
+and the detector @2 that learned from them (the prints themselves live outside the repository)."""
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from patina.models import synthetic as syn
+from patina.models.damage_textures import composite, harvest, load_textures, save_textures
+from patina.models.image import luminance
+from patina.models.specks import component_shapes
+from tests.helpers import scene
+
+REAL_DAMAGE = Path(__file__).resolve().parents[1] / "benchmarks" / "real_damage"
+
+VISIBLE_KINDS = {
+    "bright crack network": lambda im, rng: syn.crack_network(im, rng, bright=True),
+    "dark crack network": lambda im, rng: syn.crack_network(im, rng, bright=False),
+    "long scratches": lambda im, rng: syn.long_scratches(im, rng, count=3, contrast=(0.2, 0.35)),
+}
+
+
+@pytest.mark.parametrize("name", list(VISIBLE_KINDS))
+def test_real_like_damage_masks_what_changed_visibly(name):
+    image = scene(128, 128, seed=3)
+    damaged = VISIBLE_KINDS[name](image, np.random.default_rng(4))
+    change = np.abs(luminance(damaged.image) - luminance(image))
+    assert damaged.mask.any()
+    assert change[damaged.mask].min() > syn.VISIBLE  # every marked pixel changed visibly
+    assert change[~damaged.mask].max() <= syn.VISIBLE  # and nothing unmarked did
+    again = VISIBLE_KINDS[name](image, np.random.default_rng(4))
+    np.testing.assert_array_equal(again.image, damaged.image)
+
+
+def test_a_crack_network_spans_the_print_as_thin_lines():
+    image = np.full((160, 160, 3), 0.35, np.float32)
+    damaged = syn.crack_network(image, np.random.default_rng(7), cracks=2, width=(2, 3), flakes=0)
+    labels, area, length = component_shapes(damaged.mask)
+    biggest = int(np.argmax(area[1:])) + 1
+    assert length[biggest] >= 80  # one crack crosses at least half the print
+    inscribed = cv2.distanceTransform((labels == biggest).astype(np.uint8), cv2.DIST_L2, 3).max()
+    assert inscribed <= 5  # and stays a line (where cracks cross, a few px more), not a blob
+    assert luminance(damaged.image)[damaged.mask].mean() > 0.5  # white where the emulsion is gone
+
+
+def test_torn_edge_replaces_a_ragged_strip_along_one_side():
+    image = scene(96, 96, seed=1)
+    damaged = syn.torn_edge(image, np.random.default_rng(3), depth=0.15)
+    edges = [damaged.mask[0].any(), damaged.mask[-1].any(), damaged.mask[:, 0].any(), damaged.mask[:, -1].any()]
+    assert sum(edges) >= 1 and damaged.mask.mean() < 0.5
+    assert not (np.abs(damaged.image - image).max(axis=2)[~damaged.mask] > 0).any()
+
+
+def _bright_crack_print() -> tuple[np.ndarray, np.ndarray]:
+    image = np.full((64, 64, 3), 0.4, np.float32)
+    mask = np.zeros((64, 64), bool)
+    mask[30:33, 5:60] = True
+    image[mask] = 0.9
+    return image, mask
+
+
+def test_textures_are_harvested_as_what_the_damage_adds_and_round_trip(tmp_path):
+    image, mask = _bright_crack_print()
+    textures = harvest(image, mask)
+    assert len(textures) == 1 and textures[0].mask.sum() == mask.sum()
+    assert np.allclose(textures[0].residual[textures[0].mask], 0.5, atol=0.02)  # 0.9 over a 0.4 background
+    save_textures(tmp_path / "bank.npz", textures)
+    loaded = load_textures(tmp_path / "bank.npz")
+    np.testing.assert_array_equal(loaded[0].mask, textures[0].mask)
+    np.testing.assert_allclose(loaded[0].residual, textures[0].residual, atol=1e-3)  # stored as float16
+
+
+def test_composited_textures_damage_a_clean_print_where_the_mask_says():
+    image, mask = _bright_crack_print()
+    clean = scene(96, 96, seed=5)
+    damaged = composite(clean, tuple(harvest(image, mask)), np.random.default_rng(0), count=4)
+    assert damaged.mask.any()
+    change = luminance(damaged.image) - luminance(clean)
+    assert change[damaged.mask].min() > syn.VISIBLE and np.abs(change[~damaged.mask]).max() <= syn.VISIBLE
+    with pytest.raises(ValueError, match="no damage textures"):
+        composite(clean, (), np.random.default_rng(0))
+
+
+def test_training_batches_paste_the_texture_bank(tmp_path):
+    from patina.models.training import TrainConfig, make_batch
+    from patina.models.training_tasks import TASKS
+
+    image, mask = _bright_crack_print()
+    save_textures(tmp_path / "bank.npz", harvest(image, mask))
+    picture = tmp_path / "clean.png"
+    Image.fromarray(np.rint(scene(80, 80, seed=2) * 255).astype(np.uint8)).save(picture)
+    config = TrainConfig(batch=4, crop=64, textures=str(tmp_path / "bank.npz"))
+    bank = load_textures(config.textures)
+    with_bank = make_batch([picture], TASKS["detect"], config, 0, bank)
+    without = make_batch([picture], TASKS["detect"], config, 0)
+    assert with_bank[0].shape == (4, 3, 64, 64) and with_bank[1].shape == (4, 1, 64, 64)
+    assert not np.array_equal(with_bank[0].numpy(), without[0].numpy())  # the bank changes what is drawn
+
+
+def test_the_real_damage_recipe_is_complete_and_keeps_validation_prints_apart():
+    with open(REAL_DAMAGE / "crops.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 40 and len({r["id"] for r in rows}) == len(rows)
+    assert {r["kind"] for r in rows} == {"crack", "scratch", "tear", "spots"}
+    for row in rows:
+        mask = np.asarray(Image.open(REAL_DAMAGE / "masks" / f"{row['id']}.png").convert("L")) > 127
+        assert mask.shape == (int(row["h"]), int(row["w"])) and mask.any(), row["id"]
+        assert len(row["blob_sha1"]) == 40
+    dev = {r["file"] for r in rows if r["split"] == "dev"}
+    val = {r["file"] for r in rows if r["split"] == "val"}
+    assert dev and val and not dev & val  # no print gives crops to both: textures come from dev only
+
+
+def test_damage_unet_2_is_the_default_and_1_stays_loadable():
+    from patina.models.registry import DEFAULT_MODELS, build_stage, default_params
+    from patina.models.stage import StageInput
+
+    assert DEFAULT_MODELS["detect_damage"] == "patina/damage-unet@2"
+    image = scene(96, 96, seed=4)
+    for model in ("patina/damage-unet@1", "patina/damage-unet@2"):
+        out = build_stage(model, default_params(model)).process(StageInput(image))
+        assert out.mask.shape == image.shape[:2]
+
+
+def test_damage_unet_2_finds_a_white_crack_network_on_a_smooth_print():
+    from patina.models.metrics import mask_metrics
+    from patina.models.registry import build_stage, default_params
+    from patina.models.stage import StageInput
+
+    image = syn.blur(np.full((128, 128, 3), 0.45, np.float32) + scene(128, 128, seed=8) * 0.1, 2.0).image
+    damaged = syn.crack_network(image, np.random.default_rng(11), cracks=2, width=(2, 3), flakes=0)
+    found = build_stage("patina/damage-unet@2", default_params("patina/damage-unet@2"))
+    got = mask_metrics(found.process(StageInput(damaged.image)).mask, damaged.mask, tolerance=2)
+    old = build_stage("patina/damage-unet@1", default_params("patina/damage-unet@1"))
+    before = mask_metrics(old.process(StageInput(damaged.image)).mask, damaged.mask, tolerance=2)
+    assert got["recall"] > 0.7 and got["precision"] > 0.6, got
+    assert got["f1"] > before["f1"], (got, before)
