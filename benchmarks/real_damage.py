@@ -9,7 +9,8 @@ training run sees (``real_damage_textures`` harvests only ``dev``).
 
 Printed per damage kind and split:
 
-- every detector's pixel precision / recall / F1 within 2 px of the reference mask;
+- every detector's pixel precision / recall / F1 within 2 px of the reference mask (the detector
+  runs on the whole print, its mask is cut to the crop);
 - after the detector's mask is filled by each inpainter: the damage energy left inside the
   reference mask (the squared residual of luma against its 15 px median, after over before:
   0 is all gone) and the change outside the reference mask (PSNR of the output against the
@@ -60,7 +61,7 @@ class Crop:
         blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
         if blob != self.blob_sha1:
             raise ValueError(f"{self.id}: {photos / self.file} is not blob {self.blob_sha1} (got {blob})")
-        image = np.asarray(Image.open(photos / self.file).convert("RGB"), np.float32) / 255.0
+        image = whole_print(self.file, photos)
         piece = image[self.y : self.y + self.h, self.x : self.x + self.w]
         if piece.shape[:2] != (self.h, self.w):
             raise ValueError(f"{self.id}: box {self.x},{self.y} {self.w}x{self.h} leaves {self.file} {image.shape}")
@@ -101,22 +102,33 @@ def _grow(mask: np.ndarray, px: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), np.ones((2 * px + 1,) * 2, np.uint8)).astype(bool)
 
 
+def whole_print(file: str, photos: Path = PHOTOS) -> np.ndarray:
+    return np.asarray(Image.open(photos / file).convert("RGB"), np.float32) / 255.0
+
+
 def evaluate(crops, detectors: list[str], inpainters: list[str], photos: Path = PHOTOS) -> list[dict]:
     """One row per (crop, detector, inpainter): mask hits and the fill's effect (see the module docstring).
-    The detector ``reference`` is the reference mask itself (the inpainter alone)."""
+
+    Each detector runs once on the whole print, as a pipeline runs it (its context and its rules, such as
+    the size of a region relative to the image, are those of the print), and its mask is cut to each crop;
+    the inpainter fills the crop. The detector ``reference`` is the reference mask itself (the inpainter
+    alone)."""
     from patina.models.metrics import psnr
     from patina.models.registry import build_stage, default_params
     from patina.models.stage import StageInput
 
     stages = {model: build_stage(model, default_params(model)) for model in [*detectors, *inpainters]}
-    rows = []
-    for crop in crops:
+    rows, current, masks = [], None, {}
+    for crop in sorted(crops, key=lambda c: c.file):
         image, truth = crop.cut(photos), load_mask(crop)
+        if crop.file != current:
+            picture, current = whole_print(crop.file, photos), crop.file
+            masks = {model: stages[model].process(StageInput(picture)).mask for model in detectors}
         outside = ~_grow(truth, 2)
         before = damage_energy(image, truth)
         found_masks = {"reference": truth}
         for model in detectors:
-            found_masks[model] = stages[model].process(StageInput(image)).mask
+            found_masks[model] = masks[model][crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
         for detector, found in found_masks.items():
             tol = 2
             hit_found = found & _grow(truth, tol)

@@ -34,7 +34,7 @@ STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 .pair{display:inline-block;margin:.5em;vertical-align:top}.pair img{max-width:256px;display:block}
-.failed{color:#a00}.flag{color:#a60}
+.failed{color:#a00}.flag{color:#a60}.warn{background:#fff4d6;border-left:4px solid #a60;padding:.5em}
 """
 
 
@@ -58,6 +58,16 @@ def write_report(
     return uri
 
 
+EXPERIMENTAL = {
+    "colorize": (
+        "colorize is experimental: it keeps a print neutral where it is unsure and its colour even where the print "
+        "is, but it does not yet meet its colour benchmark (benchmarks/colorize.py: colourfulness 17 on gray "
+        "photographs against a target of 25). Judge every colorized print by eye."
+    ),
+}
+"""Stages whose output a reviewer must be warned about, with why (shown when the run used them)."""
+
+
 def render(run_id: str, rows: list[dict[str, Any]], storage_options: dict | None = None, sample: int = 12) -> str:
     """The report's HTML for one run's provenance rows."""
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -73,6 +83,11 @@ def render(run_id: str, rows: list[dict[str, Any]], storage_options: dict | None
         f"<style>{STYLE}</style></head><body><h1>patina run <code>{e(run_id)}</code></h1>",
         "<table><tr><th>items</th><th>restored</th><th>failed</th><th>flagged</th></tr>",
         f"<tr><td>{len(items)}</td><td>{len(restored)}</td><td>{len(failed)}</td><td>{len(flagged)}</td></tr></table>",
+        *(
+            f"<p class='warn'>{e(text)}</p>"
+            for stage, text in EXPERIMENTAL.items()
+            if any(r["stage"] == stage and r["status"] == "ok" for r in rows)
+        ),
         "<h2>Steps</h2>",
         _timings(rows),
         "<h2>Decisions</h2>",

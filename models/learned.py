@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import cv2
 import numpy as np
 
+from patina.models.chroma import flip_confidence, gate_chroma, guided_chroma
 from patina.models.classical import ToneParams, ToneStage, nothing_to_fill
 from patina.models.faces import alignment, crop_face, detect_faces, detector_version, paste_face
 from patina.models.image import decode_ab, lab_ab, luminance, with_ab
@@ -193,6 +194,13 @@ class ColorizeParams(NetworkParams):
     only: tuple[str, ...] = ("grayscale", "sepia", "toned")  # assess kinds to colorize
     input_size: int = 512  # the network sees luma at most this big; colour is upsampled, L kept
     saturation: float = 1.0  # scales the predicted a*b*
+    # Colour that never hurts (benchmarks/colorize.py): where the colours predicted for the print and
+    # for its mirror image disagree by more than ~confidence_sigma a*b* units the print stays neutral
+    # (0: off), and a*b* follow the print's lightness within coherence_radius px of the network's input
+    # (guided filter; 0: off), so an even surface gets an even colour instead of blotches.
+    confidence_sigma: float = 6.0
+    coherence_radius: int = 8
+    coherence_eps: float = 1e-3
 
 
 class ColorizeStage(NetworkStage):
@@ -210,13 +218,26 @@ class ColorizeStage(NetworkStage):
         h, w = item.image.shape[:2]
         factor = min(1.0, p.input_size / max(h, w))
         gray = _resize(luminance(item.image), max(1, round(w * factor)), max(1, round(h * factor)))
-        predicted = self.network(gray[..., None], tile=max(p.input_size, self.tile), overlap=p.tile_overlap)
-        # networks give colour images (DDColor) or a*b* directly (patina's colorize U-Net: 2 channels)
-        ab = decode_ab(predicted) if predicted.shape[2] == 2 else lab_ab(predicted)
+        ab = self._predict_ab(gray)
+        decisions: dict[str, Any] = {"kind": kind}
+        if p.confidence_sigma > 0:
+            mirrored = self._predict_ab(np.ascontiguousarray(gray[:, ::-1]))
+            confidence = flip_confidence(ab, mirrored, p.confidence_sigma)
+            ab = gate_chroma((ab + mirrored[:, ::-1]) / 2, confidence, max(p.coherence_radius, 1))
+            decisions["mean_confidence"] = round(float(confidence.mean()), 3)
+        if p.coherence_radius > 0:
+            ab = guided_chroma(gray, ab, p.coherence_radius, p.coherence_eps)
         ab = cv2.resize(ab, (w, h), interpolation=cv2.INTER_CUBIC) * p.saturation
         colour = with_ab(item.image, ab)
-        decisions = {"kind": kind, "mean_chroma": round(float(np.hypot(ab[..., 0], ab[..., 1]).mean()), 3)}
+        decisions["mean_chroma"] = round(float(np.hypot(ab[..., 0], ab[..., 1]).mean()), 3)
         return StageOutput(image=colour, decisions={**decisions, **self.network.facts})
+
+    def _predict_ab(self, gray: np.ndarray) -> np.ndarray:
+        """CIELAB a*b* ``(h, w, 2)`` the network predicts for luma ``(h, w)``."""
+        p = self.params
+        predicted = self.network(gray[..., None], tile=max(p.input_size, self.tile), overlap=p.tile_overlap)
+        # networks give colour images (DDColor) or a*b* directly (patina's colorize U-Net: 2 channels)
+        return decode_ab(predicted) if predicted.shape[2] == 2 else lab_ab(predicted)
 
 
 def load_unet(spec: ModelSpec, device: str | None = None) -> tuple[UNet, str]:

@@ -97,3 +97,15 @@ def test_report_renders_in_headless_chromium(reported, tmp_path):
         ["chromium", *flags, "--dump-dom", f"file://{uri}"], capture_output=True, text=True, timeout=120
     )
     assert "patina run" in dom.stdout and dom.stdout.count("<img") == 8
+
+
+def test_report_warns_that_colorize_is_experimental_only_when_it_ran(reported):
+    from patina.flows.report import render
+    from patina.manifests.provenance import read_provenance
+
+    out, _ = reported
+    rows = read_provenance(str(out)).to_pylist()
+    assert "colorize is experimental" not in render("run-r", rows)
+    enhance = next(r for r in rows if r["stage"] == "enhance" and r["status"] == "ok")
+    colorized = [*rows, {**enhance, "stage": "colorize", "stage_index": enhance["stage_index"] + 1}]
+    assert "colorize is experimental" in render("run-r", colorized)
