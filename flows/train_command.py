@@ -26,6 +26,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     for name in INT_OPTIONS:
         train.add_argument(f"--{name.replace('_', '-')}", type=int, help="default: see TrainConfig")
     train.add_argument("--lr", type=float)
+    train.add_argument("--pos-weight", type=float, help="detect: weight of damage pixels in the loss (default 4)")
     train.add_argument("--rebalance", type=float, help="colorize: weigh rare colours up (0: none, default; 1: fully)")
     train.add_argument("--init", help="fine-tune: start from this model id (patina/inpaint-unet@1) or safetensors file")
     train.add_argument("--device", help="auto (default: CUDA when present), cpu, cuda, cuda:1, ...")
@@ -35,7 +36,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def train_command(args: argparse.Namespace) -> int:
     from patina.models.training import TrainConfig, train
 
-    given = {name: getattr(args, name) for name in (*INT_OPTIONS, "lr", "rebalance", "init", "device", "textures")}
+    options = (*INT_OPTIONS, "lr", "pos_weight", "rebalance", "init", "device", "textures")
+    given = {name: getattr(args, name) for name in options}
     config = TrainConfig(**{name: value for name, value in given.items() if value is not None})
     try:
         card = train(args.task, args.data, args.out, args.val, config)

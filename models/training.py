@@ -54,6 +54,7 @@ class TrainConfig:
     workers: int | None = None  # data-loading processes; None: up to 8, one core left to the trainer
     rebalance: float = 0.0  # colorize: weigh rare colours up (0 none, 1 Zhang et al.'s class rebalancing)
     init: str | None = None  # fine-tune from this model id or safetensors file (its width and depth)
+    pos_weight: float = 4.0  # detect: weight of damage pixels in the cross-entropy (damage is rare)
     textures: str | None = None  # .npz bank of real damage textures to paste (benchmarks/real_damage.py textures)
 
 
@@ -218,7 +219,7 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
     started, losses = time.perf_counter(), []
     for inputs, targets in _batches(train_files, task, config, step):
         inputs = inputs.to(device, non_blocking=True)
-        loss = task.loss(model(inputs), targets.to(device, non_blocking=True), inputs, config.rebalance)
+        loss = task.loss(model(inputs), targets.to(device, non_blocking=True), inputs, config)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

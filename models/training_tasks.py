@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,6 +23,9 @@ from patina.models.image import AB_RANGE, decode_ab, encode_ab, lab_ab, luminanc
 from patina.models.metrics import ab_error, colourfulness, mask_metrics, psnr, ssim
 from patina.models.stage import StageInput
 from patina.models.unet import AB_BINS, ColourDecoder, UNet, ab_bin_targets, run_unet
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from patina.models.training import TrainConfig
 
 Pair = tuple[np.ndarray, np.ndarray]  # network input (H, W, C_in), target (H, W, C_out), float32
 Textures = tuple[DamageTexture, ...]  # a bank of real damage textures, empty when none was given
@@ -110,10 +114,10 @@ def _detect_pair(clean: np.ndarray, rng: np.random.Generator, textures: Textures
     return image, mask[..., None].astype(np.float32)
 
 
-def _mask_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor, _rebalance: float) -> torch.Tensor:
-    """Binary cross-entropy (damage weighted up: it is rare) plus soft Dice."""
+def _mask_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Binary cross-entropy (damage weighted up by ``config.pos_weight``: it is rare) plus soft Dice."""
     bce = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, target, pos_weight=torch.tensor(4.0, device=logits.device)
+        logits, target, pos_weight=torch.tensor(config.pos_weight, device=logits.device)
     )
     prob = torch.sigmoid(logits)
     dice = 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
@@ -155,7 +159,7 @@ def _inpaint_pair(clean: np.ndarray, rng: np.random.Generator, textures: Texture
     return hole_input(base, hole), base.astype(np.float32)
 
 
-def _fill_loss(output: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor, _rebalance: float) -> torch.Tensor:
+def _fill_loss(output: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor, _config: TrainConfig) -> torch.Tensor:
     """L1 inside the hole (what is filled) plus a tenth of it outside (the network must not drift)."""
     hole = inputs[:, 3:4]
     error = (output - target).abs()
@@ -191,7 +195,9 @@ def _colorize_pair(clean: np.ndarray, _rng: np.random.Generator, _textures: Text
     return luminance(clean)[..., None], encode_ab(lab_ab(clean))
 
 
-def _ab_bins_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor, rebalance: float) -> torch.Tensor:
+def _ab_bins_loss(
+    logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Tensor, config: TrainConfig
+) -> torch.Tensor:
     """Cross-entropy against soft colour-bin targets, optionally class-rebalanced (Zhang et al. 2016).
 
     A classification keeps the several plausible colours of a grey (a red or a green apple)
@@ -199,6 +205,7 @@ def _ab_bins_loss(logits: torch.Tensor, target: torch.Tensor, _inputs: torch.Ten
     is weighed by how rare its colour is, to that power (prior from the batch itself, half
     mixed with uniform; 1 is Zhang's weighting): colours get more vivid, and less often right.
     """
+    rebalance = config.rebalance
     soft = ab_bin_targets((target - 0.5) * AB_RANGE)
     loss = -(soft * torch.log_softmax(logits.float(), dim=1)).sum(1)
     if rebalance:
@@ -240,7 +247,7 @@ class Task:
     out_channels: int
     summary: str  # for the model card
     pair: Callable[[np.ndarray, np.random.Generator, Textures], Pair]  # clean crop, rng, real damage textures
-    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]  # output, target, input, rebalance
+    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, TrainConfig], torch.Tensor]  # output, target, input
     evaluate: Callable[[UNet, list[np.ndarray], str, int], dict[str, dict[str, float]]]
 
 

@@ -45,14 +45,17 @@ def test_colour_bins_encode_and_decode_a_b_values():
 
 
 def test_rebalancing_weighs_rare_colours_up_and_leaves_one_colour_alone():
+    from patina.models.training import TrainConfig
+
+    plain, rebalanced = TrainConfig(rebalance=0.0), TrainConfig(rebalance=1.0)
     loss = TASKS["colorize"].loss
     target = torch.full((1, 2, 10, 10), 0.5)  # grey everywhere ...
     logits = torch.zeros(1, AB_BINS, 10, 10)
-    assert torch.isclose(loss(logits, target, target, 0.0), loss(logits, target, target, 1.0))
+    assert torch.isclose(loss(logits, target, target, plain), loss(logits, target, target, rebalanced))
     target[:, 0, :1] = 0.5 + 60 / 256  # ... but for one red row
     grey_bins = ab_bin_targets(torch.zeros(1, 2, 1, 1))
     logits = torch.log(grey_bins + 1e-6).expand(1, AB_BINS, 10, 10).clone()  # sure of grey, wrong on red
-    assert loss(logits, target, target, 1.0) > 2 * loss(logits, target, target, 0.0)
+    assert loss(logits, target, target, rebalanced) > 2 * loss(logits, target, target, plain)
 
 
 def test_a_u_net_serves_only_the_stage_its_channels_fit(tmp_path):

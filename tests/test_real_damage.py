@@ -139,3 +139,18 @@ def test_damage_unet_2_finds_a_white_crack_network_on_a_smooth_print():
     before = mask_metrics(old.process(StageInput(damaged.image)).mask, damaged.mask, tolerance=2)
     assert got["recall"] > 0.7 and got["precision"] > 0.6, got
     assert got["f1"] > before["f1"], (got, before)
+
+
+def test_pos_weight_weighs_missed_damage_in_the_detector_loss():
+    import torch
+
+    from patina.models.training import TrainConfig
+    from patina.models.training_tasks import TASKS
+
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., :2, :] = 1.0
+    logits = torch.full((1, 1, 8, 8), -3.0)  # sure there is no damage: wrong on the damaged rows
+    loss = TASKS["detect"].loss
+    assert loss(logits, target, target, TrainConfig(pos_weight=8.0)) > loss(
+        logits, target, target, TrainConfig(pos_weight=1.0)
+    )
