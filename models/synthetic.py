@@ -245,8 +245,8 @@ def crack_network(
     for _ in range(cracks):
         start = np.array([rng.uniform(0, w), rng.uniform(0, h)])
         angle = rng.uniform(0, 2 * np.pi)
-        length = int(2 * max(h, w) / 4)
-        _branching_walk(canvas, start, angle, length, 4.0, int(rng.integers(width[0], width[1] + 1)), rng, 0)
+        steps = max(h, w) // 2  # of 4 px: a walk twice the print's side, unless it leaves the print first
+        _branching_walk(canvas, start, angle, steps, 4.0, int(rng.integers(width[0], width[1] + 1)), rng, 0)
     skeleton = np.argwhere(canvas > 128)
     for _ in range(flakes if len(skeleton) else 0):
         y, x = skeleton[int(rng.integers(len(skeleton)))]
