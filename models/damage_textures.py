@@ -54,14 +54,19 @@ def save_textures(path: Path, textures: list[DamageTexture]) -> None:
 
 
 def load_textures(path: Path | str) -> tuple[DamageTexture, ...]:
-    with np.load(path) as data:
-        count = sum(1 for k in data.files if k.startswith("mask_"))
-        if not count:
-            raise ValueError(f"{path}: no damage textures in it")
-        return tuple(
-            DamageTexture(data[f"mask_{i}"].astype(bool), data[f"residual_{i}"].astype(np.float32))
-            for i in range(count)
-        )
+    """The bank written by :func:`save_textures`; ``ValueError`` naming the file when it is not one."""
+    try:
+        with np.load(path) as data:
+            count = sum(1 for k in data.files if k.startswith("mask_"))
+            textures = tuple(
+                DamageTexture(data[f"mask_{i}"].astype(bool), data[f"residual_{i}"].astype(np.float32))
+                for i in range(count)
+            )
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"damage textures {path}: not a texture bank ({exc})") from exc
+    if not textures:
+        raise ValueError(f"damage textures {path}: no damage textures in it")
+    return textures
 
 
 def _transformed(texture: DamageTexture, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

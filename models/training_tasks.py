@@ -256,8 +256,9 @@ TASKS = {
     for t in (
         Task(
             "detect", "detect_damage", "damage-unet", 3, 1,
-            "damage masks; synthetic damage: dust, scratches, cracks, creases, torn corners, stains over toning, "
-            "fading, blur, grain, JPEG; metrics: pixel precision/recall/F1/IoU vs the classical detector",
+            "damage masks; synthetic damage: dust, scratches, hair-line and forking emulsion cracks, long faint "
+            "scratches, creases, torn corners and edges, stains (and real damage textures with --textures) over "
+            "toning, fading, blur, grain, JPEG; metrics: pixel precision/recall/F1/IoU vs the classical detector",
             _detect_pair, _mask_loss, _evaluate_detect,
         ),
         Task(

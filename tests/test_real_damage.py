@@ -154,3 +154,15 @@ def test_pos_weight_weighs_missed_damage_in_the_detector_loss():
     assert loss(logits, target, target, TrainConfig(pos_weight=8.0)) > loss(
         logits, target, target, TrainConfig(pos_weight=1.0)
     )
+
+
+def test_a_bad_texture_bank_is_a_clear_error_naming_the_file(tmp_path):
+    not_a_bank = tmp_path / "bank.npz"
+    not_a_bank.write_text("not numpy")
+    for path in (not_a_bank, tmp_path / "missing.npz"):
+        with pytest.raises(ValueError, match=str(path.name)):
+            load_textures(path)
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, other=np.zeros(2))
+    with pytest.raises(ValueError, match="no damage textures"):
+        load_textures(empty)
