@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class Crop:
         blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
         if blob != self.blob_sha1:
             raise ValueError(f"{self.id}: {photos / self.file} is not blob {self.blob_sha1} (got {blob})")
-        image = whole_print(self.file, photos)
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32) / 255.0
         piece = image[self.y : self.y + self.h, self.x : self.x + self.w]
         if piece.shape[:2] != (self.h, self.w):
             raise ValueError(f"{self.id}: box {self.x},{self.y} {self.w}x{self.h} leaves {self.file} {image.shape}")
