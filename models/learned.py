@@ -18,7 +18,7 @@ from patina.models.classical import ToneParams, ToneStage, nothing_to_fill
 from patina.models.faces import alignment, crop_face, detect_faces, detector_version, paste_face
 from patina.models.image import decode_ab, lab_ab, luminance, with_ab
 from patina.models.spec import ModelSpec
-from patina.models.specks import component_shapes
+from patina.models.specks import drop_large_regions
 from patina.models.stage import Stage, StageInput, StageOutput
 from patina.models.tiling import blend_tiles
 from patina.models.weights import weights_path
@@ -260,9 +260,11 @@ def unet_probability(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
 class LearnedDamageParams:
     threshold: float = 0.5  # probability above which a pixel is damage
     dilate: int = 1
-    # Regions larger than this fraction of the image that are not thin lines (mean width over
-    # max_line_width) are left out: bright skies and blown highlights look like torn-off corners,
-    # and a fill from the edges cannot restore a large region anyway.
+    # Regions larger than this fraction of the image that are not lines (mean width, 2 x area /
+    # boundary, over max_line_width) are left out: bright skies and blown highlights look like torn-off
+    # corners, and a fill from the edges cannot restore a large region anyway. A crack network is one
+    # large component, but a line: it stays (the width used to be area / bounding-box side, which
+    # dropped dense networks).
     max_region_fraction: float = 0.002
     max_line_width: float = 12.0
     tile: int | None = None  # None: by device (see tile_side)
@@ -290,14 +292,7 @@ class UNetDamageStage(Stage):
             return unet_probability(self.model, piece, self.device)[..., None]
 
         prob = blend_tiles(probability, item.image, self.tile, p.tile_overlap)[..., 0]
-        mask = prob > p.threshold
-        dropped = 0
-        if mask.any():
-            labels, area, length = component_shapes(mask)
-            large = (area > p.max_region_fraction * mask.size) & (area > p.max_line_width * length)
-            large[0] = False
-            dropped = int(large.sum())
-            mask &= ~large[labels]
+        mask, dropped = drop_large_regions(prob > p.threshold, p.max_region_fraction, p.max_line_width)
         if p.dilate and mask.any():
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * p.dilate + 1,) * 2, np.uint8)).astype(bool)
         decisions = {"damaged_fraction": round(float(mask.mean()), 6), "large_regions_left": dropped}

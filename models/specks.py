@@ -46,6 +46,29 @@ def component_shapes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return labels, stats[:, cv2.CC_STAT_AREA], length
 
 
+def component_widths(mask: np.ndarray, labels: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Mean width of each component of ``labels`` (from :func:`component_shapes`): twice its area over its
+    boundary length, which is a line's width however the line winds or forks (a crack network), and about
+    the radius of a blob. Label 0's entry is meaningless."""
+    edge = mask & ~cv2.erode(
+        mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
+    ).astype(bool)
+    boundary = np.bincount(labels[edge], minlength=len(area)).astype(np.float64)
+    return 2.0 * area / np.maximum(boundary, 1.0)
+
+
+def drop_large_regions(mask: np.ndarray, max_fraction: float, max_width: float) -> tuple[np.ndarray, int]:
+    """``mask`` without its components larger than ``max_fraction`` of the image that are not lines (mean
+    width over ``max_width`` px), and how many were dropped: bright skies and blown highlights look like
+    torn-off paper, while a crack network, however large, is a line."""
+    if not mask.any():
+        return mask, 0
+    labels, area, _ = component_shapes(mask)
+    large = (area > max_fraction * mask.size) & (component_widths(mask, labels, area) > max_width)
+    large[0] = False
+    return mask & ~large[labels], int(large.sum())
+
+
 def detect_specks(
     image: np.ndarray,
     kernel: int = 11,

@@ -166,3 +166,22 @@ def test_a_bad_texture_bank_is_a_clear_error_naming_the_file(tmp_path):
     np.savez(empty, other=np.zeros(2))
     with pytest.raises(ValueError, match="no damage textures"):
         load_textures(empty)
+
+
+def test_a_large_crack_network_is_a_line_and_a_large_blob_is_not():
+    from patina.models.specks import component_shapes, component_widths, drop_large_regions
+
+    mask = np.zeros((200, 200), bool)
+    for k in range(0, 200, 20):  # a dense network: one component over the whole print, 3 px lines
+        mask[k : k + 3, :] = True
+        mask[:, k : k + 3] = True
+    labels, area, length = component_shapes(mask)
+    assert area[1] / length[1] > 12  # area over bounding-box side called it a region (the old rule dropped it)
+    assert component_widths(mask, labels, area)[1] < 8  # 2 x area / boundary sees a line
+    kept, dropped = drop_large_regions(mask, 0.002, 12.0)
+    assert dropped == 0 and np.array_equal(kept, mask)
+    blob = np.zeros((200, 200), bool)
+    blob[40:120, 30:150] = True  # a blown-out sky or a highlight
+    blob[150:152, 10:190] = True  # beside a thin scratch
+    kept, dropped = drop_large_regions(blob, 0.002, 12.0)
+    assert dropped == 1 and not kept[40:120, 30:150].any() and kept[150:152, 10:190].all()
