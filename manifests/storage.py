@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import tempfile
+import secrets
 from urllib.parse import quote
 
 import fsspec
@@ -73,8 +73,10 @@ def atomic_write(uri: str, data: bytes, storage_options: dict | None = None) -> 
     """Write ``data`` so that ``uri`` holds either its old content or all of ``data``.
 
     Local files go to a temporary file in the same directory, fsynced, then renamed over the
-    target. Object stores (S3 and the like) publish an object only when its single PUT
-    completes, so a direct write is already atomic there.
+    target; the file gets the mode a plain ``open()`` would give it under the process umask
+    (0644 under 022), so a web server or an ingest user can read what patina wrote. Object
+    stores (S3 and the like) publish an object only when its single PUT completes, so a direct
+    write is already atomic there.
     """
     fs, path = filesystem(uri, storage_options)
     if not is_local(fs):
@@ -82,7 +84,9 @@ def atomic_write(uri: str, data: bytes, storage_options: dict | None = None) -> 
         return
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=directory)
+    tmp = os.path.join(directory, TEMPORARY_PREFIX + secrets.token_hex(8))
+    # created as open() creates files (0666 less the umask), not as mkstemp does (0600, which the rename keeps)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from patina.models import ncnn, unet
 from patina.models.spec import ModelSpec
 from patina.models.tiling import blend_tiles
 from patina.models.torch_compat import import_spandrel
-from patina.models.weights import WeightsError, cache_dir, file_sha256, weights_path
+from patina.models.weights import WeightsError, cache_dir, file_sha256, temporary_beside, weights_path
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +55,9 @@ def _converted(spec: ModelSpec, source: Path) -> tuple[dict[str, torch.Tensor], 
     if not target.is_file():
         state = ncnn.convert(source, layout)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".safetensors", delete=False) as tmp:
-            pass
-        save_file({k: v.contiguous() for k, v in state.items()}, tmp.name)
-        os.replace(tmp.name, target)
+        tmp = temporary_beside(target)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+        os.replace(tmp, target)
         log.info("%s: converted %s to %s", spec.id, source.name, target)
     return load_file(str(target)), file_sha256(target)
 

@@ -23,7 +23,7 @@ import importlib.util
 import json
 import logging
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,12 +102,23 @@ def _write_pin(root: Path, spec: ModelSpec, sha256: str) -> None:
     atomic_bytes(_pins_path(root), json.dumps(pins, indent=1, sort_keys=True).encode())
 
 
+def temporary_beside(path: Path) -> Path:
+    """A fresh name beside ``path`` for a file to be renamed over it. Files made under it with ``open()``
+    get the umask's mode (0644 under 022), where tempfile's are 0600 and keep that through the rename."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+
+
 def atomic_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (a temporary beside it, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(data)
-    os.replace(tmp.name, path)
+    tmp = temporary_beside(path)
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def expected_sha256(spec: ModelSpec, root: Path | None = None) -> str | None:
@@ -177,22 +188,23 @@ def pull(spec: ModelSpec, root: Path | None = None, storage_options: dict | None
     staging.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     log.info("downloading %s weights from %s", spec.id, spec.weights_uri)
-    with tempfile.NamedTemporaryFile(dir=staging, delete=False) as tmp:
+    partial = temporary_beside(staging / _file_name(spec))
+    with open(partial, "xb") as tmp:
         try:
             with fsspec.open(spec.weights_uri, "rb", **(storage_options or {})) as source:
                 while chunk := source.read(_CHUNK):
                     digest.update(chunk)
                     tmp.write(chunk)
         except (OSError, ValueError) as exc:
-            Path(tmp.name).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise WeightsError(f"{spec.id}: cannot download {spec.weights_uri}: {exc}") from exc
     actual = digest.hexdigest()
     if expected is not None and actual != expected:
-        Path(tmp.name).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise WeightsError(f"{spec.id}: {spec.weights_uri} has sha256 {actual}, expected {expected}; not cached")
     target = root / actual / _file_name(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp.name, target)
+    os.replace(partial, target)
     if expected is None:
         _write_pin(root, spec, actual)
         log.warning("%s: the publisher gives no sha256; pinned %s on first download", spec.id, actual)

@@ -1,4 +1,5 @@
 import os
+import stat
 
 import pytest
 
@@ -114,3 +115,19 @@ def test_temporaries_of_dead_writers_are_removed_only_from_this_run(tmp_path):
     os.utime(old, (time.time() - 3600, time.time() - 3600))  # another, earlier run's
     assert remove_temporaries(str(tmp_path), since=time.time() - 60) == 1
     assert old.exists() and not new.exists() and kept.exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o027])
+def test_atomic_write_gives_the_mode_a_plain_open_gives_under_the_umask(tmp_path, umask):
+    from patina.models.weights import atomic_bytes
+
+    previous = os.umask(umask)
+    try:
+        atomic_bytes(tmp_path / "model-card.json", b"{}")  # the models' own writer too
+        atomic_write(str(tmp_path / "written.bin"), b"data")
+        with open(tmp_path / "plain.bin", "wb") as handle:
+            handle.write(b"data")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["written.bin", "plain.bin", "model-card.json"], 0o666 & ~umask)

@@ -109,3 +109,18 @@ def test_report_warns_that_colorize_is_experimental_only_when_it_ran(reported):
     enhance = next(r for r in rows if r["stage"] == "enhance" and r["status"] == "ok")
     colorized = [*rows, {**enhance, "stage": "colorize", "stage_index": enhance["stage_index"] + 1}]
     assert "colorize is experimental" in render("run-r", colorized)
+
+
+def test_everything_a_run_writes_is_readable_as_the_umask_says(reported):
+    import os
+    import stat
+
+    out, _ = reported
+    written = [p for p in Path(out).rglob("*") if p.is_file()]
+    assert any(p.suffix == ".parquet" for p in written) and any(p.suffix == ".html" for p in written)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    expected = 0o666 & ~umask  # the run's Ray workers and driver share the test process's umask
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in written}
+    assert all(mode == expected for mode in modes.values()), (oct(expected), modes)
+    assert os.access(written[0], os.R_OK)
