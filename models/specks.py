@@ -49,10 +49,9 @@ def component_shapes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def component_widths(mask: np.ndarray, labels: np.ndarray, area: np.ndarray) -> np.ndarray:
     """Mean width of each component of ``labels`` (from :func:`component_shapes`): twice its area over its
     boundary length, which is a line's width however the line winds or forks (a crack network), and about
-    the radius of a blob. Label 0's entry is meaningless."""
-    edge = mask & ~cv2.erode(
-        mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
-    ).astype(bool)
+    the radius of a blob. Where a component meets the image edge no boundary is counted, so a sky cut
+    by the frame stays a region. Label 0's entry is meaningless."""
+    edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     boundary = np.bincount(labels[edge], minlength=len(area)).astype(np.float64)
     return 2.0 * area / np.maximum(boundary, 1.0)
 

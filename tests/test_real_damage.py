@@ -185,3 +185,14 @@ def test_a_large_crack_network_is_a_line_and_a_large_blob_is_not():
     blob[150:152, 10:190] = True  # beside a thin scratch
     kept, dropped = drop_large_regions(blob, 0.002, 12.0)
     assert dropped == 1 and not kept[40:120, 30:150].any() and kept[150:152, 10:190].all()
+
+
+def test_a_region_cut_by_the_frame_is_measured_by_its_inner_edge_only():
+    from patina.models.specks import drop_large_regions
+
+    band = np.zeros((200, 200), bool)
+    band[0:10] = True  # a blown-out strip of sky along the top of the print: 20 px wide as it reaches the frame
+    assert drop_large_regions(band, 0.002, 12.0)[1] == 1
+    line = np.zeros((200, 200), bool)
+    line[100:110] = True  # the same strip inside the print is a 10 px line (a crease)
+    assert drop_large_regions(line, 0.002, 12.0)[1] == 0
