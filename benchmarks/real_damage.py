@@ -32,7 +32,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -94,13 +93,9 @@ def load_mask(crop: Crop) -> np.ndarray:
 def damage_energy(image: np.ndarray, region: np.ndarray) -> float:
     """Sum over ``region`` of the squared residual of luma against its 15 px median: what a crack,
     scratch or spot adds to the picture around it."""
-    gray = image.mean(axis=2)
-    background = cv2.medianBlur(np.rint(gray * 255).astype(np.uint8), 15).astype(np.float32) / 255.0
-    return float(((gray - background)[region] ** 2).sum())
+    from patina.models.damage_textures import median_residual
 
-
-def _grow(mask: np.ndarray, px: int) -> np.ndarray:
-    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * px + 1,) * 2, np.uint8)).astype(bool)
+    return float((median_residual(image.mean(axis=2), 15)[region] ** 2).sum())
 
 
 def whole_print(file: str, photos: Path = PHOTOS) -> np.ndarray:
@@ -117,6 +112,7 @@ def evaluate(crops, detectors: list[str], inpainters: list[str], photos: Path = 
     from patina.models.metrics import psnr
     from patina.models.registry import build_stage, default_params
     from patina.models.stage import StageInput
+    from patina.models.training_tasks import grow
 
     stages = {model: build_stage(model, default_params(model)) for model in [*detectors, *inpainters]}
     rows, current, masks = [], None, {}
@@ -125,15 +121,15 @@ def evaluate(crops, detectors: list[str], inpainters: list[str], photos: Path = 
         if crop.file != current:
             picture, current = whole_print(crop.file, photos), crop.file
             masks = {model: stages[model].process(StageInput(picture)).mask for model in detectors}
-        outside = ~_grow(truth, 2)
+        outside = ~grow(truth, 2)
         before = damage_energy(image, truth)
         found_masks = {"reference": truth}
         for model in detectors:
             found_masks[model] = masks[model][crop.y : crop.y + crop.h, crop.x : crop.x + crop.w]
         for detector, found in found_masks.items():
             tol = 2
-            hit_found = found & _grow(truth, tol)
-            hit_truth = truth & _grow(found, tol)
+            hit_found = found & grow(truth, tol)
+            hit_truth = truth & grow(found, tol)
             base = {"crop": crop.id, "kind": crop.kind, "split": crop.split, "detector": detector,
                     "found": int(found.sum()), "found_hit": int(hit_found.sum()), "truth": int(truth.sum()),
                     "truth_hit": int(hit_truth.sum()), "energy_before": before}  # fmt: skip

@@ -24,6 +24,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 from real_damage import CROPS, MASKS, Crop, load_crops, load_mask
 
+from patina.models.damage_textures import median_residual
+from patina.models.specks import component_shapes
+from patina.models.training_tasks import grow
+
 SHEET_CELL = 256
 
 
@@ -35,9 +39,7 @@ def candidate_mask(image: np.ndarray, crop: Crop) -> np.ndarray:
     """The crop's damage mask from its annotation parameters (see the module docstring)."""
     p = crop.params
     gray = image.mean(axis=2)
-    k = int(p.get("k", 15))
-    background = cv2.medianBlur(np.rint(gray * 255).astype(np.uint8), k).astype(np.float32) / 255
-    residual = gray - background
+    residual = median_residual(gray, int(p.get("k", 15)))
     polarity = p.get("polarity", "both")
     signed = {"bright": residual, "dark": -residual, "both": np.abs(residual)}[polarity]
     spread = cv2.blur(np.abs(residual), (31, 31)) + 1e-3
@@ -50,9 +52,8 @@ def candidate_mask(image: np.ndarray, crop: Crop) -> np.ndarray:
     seeded[0] = False
     mask = seeded[labels]
     if mask.any():
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-        keep = (stats[:, cv2.CC_STAT_AREA] >= int(p.get("min_area", 3))) & (length >= int(p.get("min_length", 0)))
+        labels, area, length = component_shapes(mask)
+        keep = (area >= int(p.get("min_area", 3))) & (length >= int(p.get("min_length", 0)))
         keep[0] = False
         mask = keep[labels]
     for x0, y0, x1, y1 in _boxes(p.get("exclude", "")):
@@ -62,10 +63,7 @@ def candidate_mask(image: np.ndarray, crop: Crop) -> np.ndarray:
         region[y0:y1, x0:x1] = True
         level = float(p.get("region_level", 0.0))
         mask |= region & ((gray > level) if level >= 0 else (gray < -level))
-    grow = int(p.get("grow", 1))
-    if grow:
-        mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * grow + 1,) * 2, np.uint8)).astype(bool)
-    return mask
+    return grow(mask, int(p.get("grow", 1)))
 
 
 def review_sheet(items: list[tuple[Crop, np.ndarray, np.ndarray]], path: Path, columns: int = 3) -> None:

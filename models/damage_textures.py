@@ -27,13 +27,17 @@ class DamageTexture:
     residual: np.ndarray  # float32 (h, w): what the damage added to luma there (0 outside the mask)
 
 
+def median_residual(gray: np.ndarray, window: int = BACKGROUND_PX) -> np.ndarray:
+    """``gray`` (H, W) in [0, 1] minus its ``window`` px median (at 8 bits): what thin damage adds to the
+    picture around it."""
+    return gray - cv2.medianBlur(np.rint(gray * 255).astype(np.uint8), window).astype(np.float32) / 255.0
+
+
 def harvest(image: np.ndarray, mask: np.ndarray, min_area: int = 4) -> list[DamageTexture]:
     """One texture per connected damage region (grown 2 px to keep a crack's pieces together) of ``mask``."""
     check_image(image)
     check_mask(mask, image.shape)
-    gray = luminance(image)
-    background = cv2.medianBlur(np.rint(gray * 255).astype(np.uint8), BACKGROUND_PX).astype(np.float32) / 255.0
-    residual = np.where(mask, gray - background, 0.0).astype(np.float32)
+    residual = np.where(mask, median_residual(luminance(image)), 0.0).astype(np.float32)
     grouped = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
     found = []
