@@ -158,14 +158,40 @@ def pool_groups(stages: Sequence[StageSettings]) -> list[tuple[StageSettings, ..
     return [tuple(group) for group in groups]
 
 
-def pool_size(res: Resources, cluster: dict[str, float]) -> int:
-    """Most actors of a pool: as configured, else one per CPU of the cluster (per GPU share for GPU pools)."""
+ACTOR_BASE_MB = 200
+"""An actor's own resident memory before any stage: Ray's worker with patina's imports (196 MB measured)."""
+
+UNMEASURED_MB = {"classical": 150, "network": 1024}
+"""What a pool assumes for a model whose spec has no measured ``memory_mb``."""
+
+
+def pool_memory_mb(group: Sequence[StageSettings]) -> int:
+    """Ray ``memory`` request of one actor of a pool, from the measured ``memory_mb`` of its models.
+
+    Stages run one after another, so only the largest peaks at a time; the others keep their
+    weights and some allocator pages (24% of their figures in the default chain measured in one
+    process by benchmarks/actor_memory.py); half of theirs is reserved, for headroom.
+    """
+    figures = []
+    for stage in group:
+        spec = entry(stage.model_id).spec
+        kind = "classical" if spec.architecture == "classical" else "network"
+        figures.append(spec.memory_mb or UNMEASURED_MB[kind])
+    figures.sort()
+    return ACTOR_BASE_MB + figures[-1] + sum(figures[:-1]) // 2
+
+
+def pool_size(res: Resources, cluster: dict[str, float], memory_bytes: int = 0) -> int:
+    """Most actors of a pool: as configured, else one per CPU of the cluster (per GPU share for GPU pools),
+    and no more than the cluster's memory holds at ``memory_bytes`` each."""
     if res.max_actors is not None:
         return res.max_actors
     if res.num_gpus > 0:
         fits = int(cluster.get("GPU", 0) // res.num_gpus)
     else:
         fits = int(cluster.get("CPU", 1))
+    if memory_bytes and cluster.get("memory"):
+        fits = min(fits, int(cluster["memory"] // memory_bytes))
     return max(res.min_actors, fits, 1)
 
 
@@ -189,12 +215,18 @@ def build_dataset(
             }
         )
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
-    ds = ds.map(read_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
     index, cluster = 1, ray.cluster_resources()
     groups = pool_groups(settings.stages)
+    # A memory request from measurement lets Ray place actors by memory (and answers Ray Data's
+    # "uses N MiB per worker but requests 0" warning); a configured memory_mb wins.
+    memories = [group[0].resources.memory_bytes or pool_memory_mb(group) * 2**20 for group in groups]
+    # The read asks for what a CPU first pool asks, so that Ray Data fuses it into that pool's actors
+    # (equal remote args): the decoded pixels then never cross processes.
+    read_memory = {"memory": memories[0]} if groups and groups[0][0].resources.num_gpus == 0 else {}
+    ds = ds.map(read_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus, **read_memory)
     for position, group in enumerate(groups):
-        res = group[0].resources
-        extra: dict[str, Any] = {"memory": res.memory_bytes} if res.memory_bytes else {}
+        res, memory = group[0].resources, memories[position]
+        extra: dict[str, Any] = {"memory": memory}
         if res.num_gpus > 0:
             extra["num_gpus"] = res.num_gpus
         # The last pool, when it runs on CPUs, also writes: its pixels need not travel to a write task.
@@ -202,7 +234,7 @@ def build_dataset(
         ds = ds.map_batches(
             StageActor,
             fn_constructor_kwargs={"settings": group, "stage_index": index, "run": settings, "write": write},
-            compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=pool_size(res, cluster)),
+            compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=pool_size(res, cluster, memory)),
             batch_size=res.batch_size,
             batch_format="numpy",
             zero_copy_batch=True,  # StageActor never mutates its input batch

@@ -31,7 +31,9 @@ def _uri(location: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="patina", description="Restore whole photo archives.")
     parser.add_argument("--version", action="version", version=f"patina {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging; Ray's and Prefect's messages on the terminal too"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="restore every item of a manifest")
     run.add_argument("manifest", help="manifest URI (local path, s3://..., ...)")
@@ -41,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
     run.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     run.add_argument("--all", action="store_true", help="run every item, even those already restored unchanged")
+    run.add_argument(  # also after the command (the global flag keeps working before it)
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="Ray's and Prefect's messages too"
+    )
     plan = commands.add_parser("plan", help="show what `patina run` would do, from the provenance under OUTPUT")
     plan.add_argument("manifest", help="manifest URI")
     plan.add_argument("--output", "-o", required=True, help="output URI of earlier runs")
@@ -207,18 +212,18 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from patina.flows import progress
-    from patina.flows.restore import restore_collection
+    from patina.flows.restore import new_run_id, restore_collection
+    from patina.flows.run_log import run_log
 
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
+    output, run_id = _uri(args.output), new_run_id()
     try:
-        with progress.terminal_reporter() as reporter, progress.reporting(reporter):
-            summary = restore_collection(
-                args.manifest,
-                _uri(args.output),
-                config,
-                address,
-                everything=args.all,
-            )
+        with (
+            run_log(output, run_id, verbose=args.verbose, storage_options=config.storage.options) as console,
+            progress.terminal_reporter(console) as reporter,
+            progress.reporting(reporter),
+        ):
+            summary = restore_collection(args.manifest, output, config, address, everything=args.all, run_id=run_id)
     except (ManifestError, ConfigError) as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -226,6 +231,8 @@ def run_command(args: argparse.Namespace) -> int:
         log.debug("run failed", exc_info=True)
         print(f"patina: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    if not args.verbose:  # the ephemeral Prefect server says it stops as the process exits, after the log closed
+        logging.getLogger("prefect").setLevel(logging.WARNING)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -236,6 +243,8 @@ def run_command(args: argparse.Namespace) -> int:
 def print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from patina.manifests.planner import describe_counts
 
     console = Console()
     colour = {"completed": "green", "partial": "yellow", "failed": "red"}[summary["status"]]
@@ -249,12 +258,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"{summary['failed']} failed, in {summary['duration_s']:.1f} s (run {summary['run_id']})"
     )
     if summary.get("plan"):
-        plan = summary["plan"]
-        console.print(
-            f"plan: {plan['to_run']} to run ({plan['new']} new, {plan['failed']} failed before, "
-            f"{plan['source_changed']} masters changed, {sum(plan['changed'].values())} with changed steps), "
-            f"{plan['unchanged']} unchanged, {plan['removed']} removed from the manifest (kept)"
-        )
+        console.print(f"plan: {describe_counts(summary['plan'])}")
     console.print(f"outputs:    {summary['output_uri']}")
     console.print(f"provenance: {summary['provenance_uri']}/{summary['run_id']}/")
     if summary.get("report_uri"):

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
+
+from rich.console import Console
 
 log = logging.getLogger("patina.progress")
 
@@ -57,12 +58,12 @@ def reporting(reporter: Reporter) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def terminal_reporter(interval_s: float = 10.0) -> Iterator[Reporter]:
-    """A rich progress bar when stderr is a terminal, else a :class:`LogReporter`."""
-    if not sys.stderr.isatty():
+def terminal_reporter(console: Console | None = None, interval_s: float = 10.0) -> Iterator[Reporter]:
+    """A rich progress bar on ``console`` (default: stderr) when it is a terminal, else a :class:`LogReporter`."""
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
         yield LogReporter(interval_s)
         return
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -80,7 +81,8 @@ def terminal_reporter(interval_s: float = 10.0) -> Iterator[Reporter]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    # No redirection of sys.stdout/sys.stderr into the bar: other libraries' output belongs to the run's log.
+    with Progress(*columns, console=console, transient=False, redirect_stdout=False, redirect_stderr=False) as bar:
         task = bar.add_task("restore", total=None, failed=0)
 
         def update(done: int, total: int, failed: int) -> None:

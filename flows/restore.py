@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +18,12 @@ from patina.flows import progress
 from patina.flows.config import ConfigError, PipelineConfig
 from patina.flows.report import write_report
 from patina.manifests.items import Item
-from patina.manifests.planner import Plan
+from patina.manifests.planner import Plan, describe_counts
 from patina.manifests.provenance import provenance_uri
 from patina.manifests.readers import read_manifest
 from patina.manifests.storage import check_output_location
+
+log = logging.getLogger(__name__)
 
 
 def new_run_id() -> str:
@@ -39,6 +42,7 @@ def load_manifest(manifest_uri: str, storage_options: dict[str, Any]) -> list[It
 def plan_items(items: list[Item], settings: RunSettings) -> Plan:
     planned = plan_run(items, settings)
     get_run_logger().info("plan: %s", planned.counts())
+    log.info("plan: %s", describe_counts(planned.counts()))
     return planned
 
 
@@ -85,17 +89,19 @@ def restore_collection(
     ray_address: str | None = None,
     everything: bool = False,
     models: dict[str, str] | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Restore the items of ``manifest`` that need it into ``output``; returns the run summary.
 
     Items whose every chain key matches the provenance already under ``output`` are left alone
     (see :mod:`patina.manifests.planner`); ``everything`` runs every item regardless.
     ``models`` (``{stage: model id}``) overrides the config's models: tonight's model set.
+    ``run_id`` defaults to a new one (the CLI passes its own: it names the run's log file).
     """
     config = config or PipelineConfig()
     if models:
         config = config.with_models(models)
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     settings = config.run_settings(run_id, output)
     items = load_manifest(manifest, config.storage.options)
     try:

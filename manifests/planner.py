@@ -57,6 +57,17 @@ class Plan:
         }
 
 
+def describe_counts(counts: dict[str, Any]) -> str:
+    """One line a person reads: what will run and why, what is left alone."""
+    changed = ", ".join(f"{n} changed from {stage}" for stage, n in sorted(counts["changed"].items()))
+    reasons = [f"{counts['new']} new", f"{counts['failed']} failed before"]
+    reasons.append(f"{counts['source_changed']} masters changed")
+    return (
+        f"{counts['to_run']} to run ({', '.join(reasons + ([changed] if changed else []))}), "
+        f"{counts['unchanged']} unchanged, {counts['removed']} removed from the manifest (kept)"
+    )
+
+
 def last_attempts(history: pa.Table) -> dict[str, list[dict[str, Any]]]:
     """Each item's rows from the latest run that processed it, in step order."""
     if history.num_rows == 0:

