@@ -48,6 +48,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
             log.warning("item %s: kept intermediate unusable (%s); reading the master", row["item_id"], exc)
     state = ItemState()
     started = time.time()
+    described = row.get("descriptive") or None
     out = dict(row, image=EMPTY_PIXELS, mask=b"", exif=b"")
     try:
         data = _fetch(row["source_uri"], settings)
@@ -56,7 +57,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         state.chain_key = source_chain_key(state.source_sha256)
         decoded = decode_image(data, settings.max_pixels)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row
-        state.record(row, step, "failed", started, time.time() - started, error=exc)
+        state.record(row, step, "failed", started, time.time() - started, error=exc, descriptive=described)
     else:
         meta = decoded.metadata
         state.source_format, state.bit_depth = decoded.format, decoded.bit_depth
@@ -75,7 +76,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
             "warnings": list(meta.notes),
             "source_stamp": source_stamp(row["source_uri"], settings.storage_options),
         }
-        state.record(row, step, "ok", started, time.time() - started, decisions)
+        state.record(row, step, "ok", started, time.time() - started, decisions, descriptive=described)
     out["state"] = state.to_json()
     return out
 
@@ -92,9 +93,12 @@ def _resume(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     state = dataclasses.replace(stored, records=[], resume_index=int(row["resume_index"]))
     for record in stored.records:
         decisions = json.loads(record["decisions"] or "{}")
-        if record["stage"] == "read":
+        if record["stage"] == "read":  # today's descriptive fields: the manifest may have been edited since
             decisions["resumed_from"] = row["resume_uri"]
-            state.records.append(dict(record, decisions=canonical_json(decisions), started_at=now))
+            described = row.get("descriptive") or None
+            state.records.append(
+                dict(record, decisions=canonical_json(decisions), started_at=now, descriptive=described)
+            )
         else:
             reused = {**decisions, "reason": "reused from a kept intermediate", "intermediate": row["resume_uri"]}
             skipped = dict(record, status="skipped", decisions=canonical_json(reused), duration_s=0.0, started_at=now)
@@ -136,14 +140,21 @@ def write_step(fmt: str, settings: RunSettings) -> Step:
 
 
 def output_metadata(row: dict[str, Any], state: ItemState, settings: RunSettings) -> OutputMetadata:
-    """The derivative's metadata: the master's EXIF and DPI, and its processing history as XMP."""
+    """The derivative's metadata: the master's EXIF and DPI, its processing history and descriptive fields as XMP."""
     steps = [
         HistoryStep(r["stage"], r["model_id"], r["model_sha256"], r["params"], r["status"])
         for r in state.records
         if r["stage"] not in ("read", "write")
     ]
+    described = next((r.get("descriptive") for r in state.records if r["stage"] == "read"), None)
     xmp = xmp_packet(
-        f"patina {__version__}", settings.run_id, row["item_id"], state.source_sha256, steps, state.date_taken
+        f"patina {__version__}",
+        settings.run_id,
+        row["item_id"],
+        state.source_sha256,
+        steps,
+        state.date_taken,
+        descriptive=json.loads(described) if described else None,
     )
     return OutputMetadata(bytes(row.get("exif") or b""), tuple(state.dpi) if state.dpi else None, xmp)
 

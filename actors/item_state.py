@@ -71,8 +71,12 @@ class ItemState:
         duration_s: float,
         decisions: dict[str, Any] | None = None,
         error: BaseException | None = None,
+        descriptive: str | None = None,
     ) -> None:
-        """Append one provenance record (and mark the item failed when ``error`` is given)."""
+        """Append one provenance record (and mark the item failed when ``error`` is given).
+
+        ``descriptive`` (JSON of the manifest's descriptive fields) goes on the read step's record.
+        """
         if error is not None:
             self.failed_stage = step.stage
         self.records.append(
@@ -97,6 +101,7 @@ class ItemState:
                 "host": HOST,
                 "worker": f"{HOST}:{os.getpid()}",
                 "device": step.device,
+                "descriptive": descriptive,
             }
         )
 

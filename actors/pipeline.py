@@ -27,7 +27,7 @@ from patina.actors.item_state import ItemState
 from patina.actors.settings import CPU_POOL, Resources, RunSettings, StageSettings
 from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
-from patina.manifests.provenance import ProvenanceWriter, provenance_uri
+from patina.manifests.provenance import ProvenanceWriter, canonical_json, provenance_uri
 from patina.manifests.storage import remove_temporaries
 from patina.models.registry import entry
 from patina.models.weights import WeightsError, pull
@@ -212,6 +212,7 @@ def build_dataset(
                 "checksum": ":".join(it.checksum) if it.checksum else "",
                 "resume_index": index,  # > 0: start at this step from the kept intermediate
                 "resume_uri": intermediate_uri(settings.output_uri, key) if key else "",
+                "descriptive": canonical_json(it.descriptive()) if it.descriptive() else "",
             }
         )
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))

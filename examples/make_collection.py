@@ -75,6 +75,7 @@ def main() -> None:
                 "source_uri": target.name,
                 "checksum": f"sha256:{digest}",
                 "title": title,
+                "creator": credit["attribution"],
                 "collection": "patina sample collection",
                 "rights": credit["license"],
             }

@@ -181,7 +181,7 @@ def plan_command(args: argparse.Namespace) -> int:
     output = _uri(args.output)
     try:
         config = load_config(args.config)
-        items = read_manifest(args.manifest, config.storage.options)
+        items = read_manifest(args.manifest, config.storage.options, config.manifest.columns)
         planned = plan_run(items, config.run_settings(new_run_id(), output))
     except (ManifestError, ConfigError) as exc:
         print(f"patina: {exc}", file=sys.stderr)

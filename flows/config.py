@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from patina.actors.settings import CPU_POOL, Resources, RunSettings, StageSettings
+from patina.manifests.readers import FIELDS as MANIFEST_FIELDS
 from patina.models import registry
 from patina.models.stage import STAGE_ORDER
 from patina.models.tiling import LargeImagePolicy
@@ -100,6 +101,21 @@ class ProvenanceConfig(_Strict):
     flush_seconds: float = Field(30.0, gt=0)
 
 
+class ManifestConfig(_Strict):
+    """How to read a collection's own manifest: ``[manifest.columns] title = "Title"`` maps patina's fields
+    to its column names (CSV, Parquet), keys (JSON Lines) or ``metadata`` labels (IIIF)."""
+
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(columns) - set(MANIFEST_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field(s) {unknown}; patina's fields are {list(MANIFEST_FIELDS)}")
+        return columns
+
+
 class StorageConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)  # fsspec storage_options
 
@@ -116,6 +132,7 @@ class PipelineConfig(_Strict):
     large_images: LargeImagesConfig = Field(default_factory=LargeImagesConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    manifest: ManifestConfig = Field(default_factory=ManifestConfig)
     provenance: ProvenanceConfig = Field(default_factory=ProvenanceConfig)
 
     @field_validator("stages")

@@ -88,6 +88,8 @@ def render(run_id: str, rows: list[dict[str, Any]], storage_options: dict | None
             for stage, text in EXPERIMENTAL.items()
             if any(r["stage"] == stage and r["status"] == "ok" for r in rows)
         ),
+        "<h2>Rights</h2>",
+        _rights({item_id: _described(item_rows) for item_id, item_rows in items.items()}),
         "<h2>Steps</h2>",
         _timings(rows),
         "<h2>Decisions</h2>",
@@ -145,6 +147,37 @@ def _decisions(rows: list[dict[str, Any]]) -> str:
     return "".join([*out, "</table>"])
 
 
+def _described(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """An item's descriptive fields (title, date, creator, rights, collection), from its read row."""
+    read = next((r for r in rows if r["stage"] == "read" and r.get("descriptive")), None)
+    return json.loads(read["descriptive"]) if read else {}
+
+
+def _link_or_text(value: str) -> str:
+    e = html.escape
+    return f"<a href='{e(value)}'>{e(value)}</a>" if value.startswith(("http://", "https://")) else e(value)
+
+
+def _caption(fields: dict[str, str]) -> str:
+    """``title — creator, date · collection · rights`` for a person to recognise the item."""
+    who = ", ".join(fields[k] for k in ("creator", "date") if fields.get(k))
+    head = " — ".join(x for x in (fields.get("title", ""), who) if x)
+    parts = [html.escape(x) for x in (head, fields.get("collection", "")) if x]
+    if fields.get("rights"):
+        parts.append("rights: " + _link_or_text(fields["rights"]))
+    return f"<p class='meta'>{' · '.join(parts)}</p>" if parts else ""
+
+
+def _rights(described: dict[str, dict[str, str]]) -> str:
+    """How many items of the run carry each rights statement (and how many none)."""
+    counts = Counter(fields.get("rights", "") for fields in described.values())
+    out = ["<table><tr><th>rights statement</th><th>items</th></tr>"]
+    for statement, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        text = _link_or_text(statement) if statement else "<i>none in the manifest</i>"
+        out.append(f"<tr><td>{text}</td><td>{count}</td></tr>")
+    return "".join([*out, "</table>"])
+
+
 def _failures(failed: dict[str, dict[str, Any]]) -> str:
     out = ["<table><tr><th>item</th><th>step</th><th>error</th></tr>"]
     for item_id, row in sorted(failed.items()):
@@ -164,7 +197,8 @@ def _pair(item_id: str, rows: list[dict[str, Any]], flagged: bool, storage_optio
         for label, src in zip(("before", "after"), images, strict=True)
     )
     note = "".join(f"<p class='flag'>{html.escape(w)}</p>" for w in _warnings(rows)) if flagged else ""
-    return f"<div class='pair'><p><b>{html.escape(item_id)}</b></p>{cells}{note}</div>"
+    caption = _caption(_described(rows))
+    return f"<div class='pair'><p><b>{html.escape(item_id)}</b></p>{caption}{cells}{note}</div>"
 
 
 def _thumbnail(uri: str, storage_options: dict | None) -> str | None:

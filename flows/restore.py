@@ -32,8 +32,8 @@ def new_run_id() -> str:
 
 
 @task(name="load-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load_manifest(manifest_uri: str, storage_options: dict[str, Any]) -> list[Item]:
-    items = read_manifest(manifest_uri, storage_options)
+def load_manifest(manifest_uri: str, storage_options: dict[str, Any], columns: dict[str, str]) -> list[Item]:
+    items = read_manifest(manifest_uri, storage_options, columns)
     get_run_logger().info("manifest %s: %d items", manifest_uri, len(items))
     return items
 
@@ -103,7 +103,7 @@ def restore_collection(
         config = config.with_models(models)
     run_id = run_id or new_run_id()
     settings = config.run_settings(run_id, output)
-    items = load_manifest(manifest, config.storage.options)
+    items = load_manifest(manifest, config.storage.options, config.manifest.columns)
     try:
         check_output_location(output, [item.source_uri for item in items])
     except ValueError as exc:

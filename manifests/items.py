@@ -13,7 +13,9 @@ class ManifestError(ValueError):
     """A manifest that cannot be used as a whole (the message names the place and cause)."""
 
 
-DESCRIPTIVE_FIELDS = ("collection", "title", "date", "rights")
+DESCRIPTIVE_FIELDS = ("collection", "title", "date", "creator", "rights")
+SOURCE_LINKS = ("iiif_manifest", "iiif_canvas")
+"""Where a IIIF item came from (kept in ``metadata``, carried with the descriptive fields)."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,8 @@ class Item:
     """One scan to restore.
 
     ``checksum`` is ``(algorithm, hex digest)`` when the manifest gives one; the descriptive
-    fields are plain text when given; ``metadata`` keeps every other field of the manifest.
+    fields are plain text when given (``rights``: a rights statement URI or text);
+    ``metadata`` keeps every other field of the manifest.
     """
 
     item_id: str
@@ -31,7 +34,14 @@ class Item:
     collection: str | None = None
     title: str | None = None
     date: str | None = None
+    creator: str | None = None
     rights: str | None = None
+
+    def descriptive(self) -> dict[str, str]:
+        """The descriptive fields that are set, and the IIIF links: what travels to XMP, PREMIS and the report."""
+        found = {name: getattr(self, name) for name in DESCRIPTIVE_FIELDS if getattr(self, name)}
+        found.update({name: str(self.metadata[name]) for name in SOURCE_LINKS if self.metadata.get(name)})
+        return found
 
 
 def parse_checksum(text: str, where: str) -> tuple[str, str] | None:

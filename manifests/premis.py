@@ -4,12 +4,17 @@ One ``event`` per item x step (type, dateTime, detail with program, version and 
 outcome with the error when it failed), ``agent``\\ s for patina (software, version) and for
 every model (software, with its weights sha256), ``object``\\ s for each master and each
 derivative with their SHA-256 fixity, the derivative related to its master by a
-``derivation`` relationship. Elements follow the order of the PREMIS 3.0 schema
-(https://www.loc.gov/standards/premis/v3/premis.xsd): objects, events, agents.
+``derivation`` relationship. The manifest's descriptive fields (title, date, creator,
+collection, IIIF canvas) are each object's ``significantProperties``; its rights become one
+``rights`` statement per distinct statement, linked from the objects it covers (a Creative
+Commons URI as a licence, any other URI or text as "other" rights, the URI as documentation).
+Elements follow the order of the PREMIS 3.0 schema
+(https://www.loc.gov/standards/premis/v3/premis.xsd): objects, events, agents, rights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -51,11 +56,31 @@ def _identifier(parent: ET.Element, kind: str, id_type: str, value: str, role: s
         _el(node, f"{prefix[: -len('Identifier')]}Role", role)
 
 
+SIGNIFICANT = ("title", "date", "creator", "collection", "iiif_canvas")
+"""Descriptive fields recorded as an object's significant properties (type = the field's name)."""
+
+
+def rights_id(statement: str) -> str:
+    """A stable local identifier of one rights statement."""
+    return "rights-" + hashlib.sha256(statement.encode()).hexdigest()[:16]
+
+
 def _object(
-    root: ET.Element, uri: str, sha256: str | None, media_type: str, source: str | None, event: str | None
+    root: ET.Element,
+    uri: str,
+    sha256: str | None,
+    media_type: str,
+    source: str | None,
+    event: str | None,
+    described: dict[str, str],
 ) -> None:
     obj = _el(root, "object", **{f"{{{XSI}}}type": "premis:file"})
     _identifier(obj, "objectIdentifier", "URI", uri)
+    for name in SIGNIFICANT:
+        if described.get(name):
+            prop = _el(obj, "significantProperties")
+            _el(prop, "significantPropertiesType", name)
+            _el(prop, "significantPropertiesValue", described[name])
     chars = _el(obj, "objectCharacteristics")
     _el(chars, "compositionLevel", "0")
     if sha256:
@@ -71,6 +96,8 @@ def _object(
         _identifier(relation, "relatedObjectIdentifier", "URI", source)
         if event is not None:
             _identifier(relation, "relatedEventIdentifier", "local", event)
+    if described.get("rights"):
+        _identifier(obj, "linkingRightsStatementIdentifier", "local", rights_id(described["rights"]))
 
 
 def event_id(row: dict[str, Any]) -> str:
@@ -85,18 +112,23 @@ def premis_document(table: pa.Table) -> bytes:
     """PREMIS 3 XML for every row of a provenance table."""
     rows = sorted(table.to_pylist(), key=lambda r: (r["run_id"], r["item_id"], r["stage_index"] or 0))
     root = ET.Element(f"{{{PREMIS}}}premis", {"version": "3.0", f"{{{XSI}}}schemaLocation": SCHEMA_LOCATION})
-    _objects(root, rows)
+    covered = _objects(root, rows)
     for row in rows:
         _event(root, row)
     _agents(root, rows)
+    _rights(root, covered)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _objects(root: ET.Element, rows: list[dict[str, Any]]) -> None:
+def _objects(root: ET.Element, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Master and derivative objects; returns ``{rights statement: [object URIs]}``."""
     masters: dict[str, tuple[str | None, str]] = {}
     derivatives: dict[str, tuple[str | None, str, str, str]] = {}
+    described: dict[tuple[str, str], dict[str, str]] = {}  # (run, item) -> its read row's descriptive fields
     for row in rows:
+        if row["stage"] == "read" and row.get("descriptive"):
+            described[row["run_id"], row["item_id"]] = json.loads(row["descriptive"])
         if row["stage"] == "read" and row["status"] == "ok" and row["source_uri"]:
             fmt = json.loads(row["decisions"] or "{}").get("format", "")
             masters[row["source_uri"]] = (row["source_sha256"], MEDIA_TYPES.get(fmt, "application/octet-stream"))
@@ -104,10 +136,44 @@ def _objects(root: ET.Element, rows: list[dict[str, Any]]) -> None:
             suffix = row["output_uri"][row["output_uri"].rfind(".") :]
             media = EXTENSION_TYPES.get(suffix, "application/octet-stream")
             derivatives[row["output_uri"]] = (row["output_sha256"], media, row["source_uri"], event_id(row))
+    by_uri: dict[str, dict[str, str]] = {}
+    for row in rows:  # each master and derivative takes the fields of the (latest) run that read it
+        fields = described.get((row["run_id"], row["item_id"]))
+        if fields and row["stage"] == "read" and row["source_uri"]:
+            by_uri[row["source_uri"]] = fields
+        if fields and row["stage"] == "write" and row["output_uri"]:
+            by_uri[row["output_uri"]] = fields
+    covered: dict[str, list[str]] = {}
     for uri, (sha, media) in masters.items():
-        _object(root, uri, sha, media, None, None)
+        _object(root, uri, sha, media, None, None, by_uri.get(uri, {}))
     for uri, (sha, media, source, event) in derivatives.items():
-        _object(root, uri, sha, media, source, event)
+        _object(root, uri, sha, media, source, event, by_uri.get(uri, {}))
+    for uri in [*masters, *derivatives]:
+        if statement := by_uri.get(uri, {}).get("rights"):
+            covered.setdefault(statement, []).append(uri)
+    return covered
+
+
+def _rights(root: ET.Element, covered: dict[str, list[str]]) -> None:
+    """One ``rights`` entity per distinct statement, linked to every object it covers."""
+    for statement, uris in sorted(covered.items()):
+        rights = _el(_el(root, "rights"), "rightsStatement")
+        _identifier(rights, "rightsStatementIdentifier", "local", rights_id(statement))
+        is_uri = statement.startswith(("http://", "https://"))
+        if is_uri and "creativecommons.org/" in statement:
+            _el(rights, "rightsBasis", "license")
+            info = _el(rights, "licenseInformation")
+            _identifier(info, "licenseDocumentationIdentifier", "URI", statement)
+            _el(info, "licenseTerms", statement)
+        else:
+            _el(rights, "rightsBasis", "other")
+            info = _el(rights, "otherRightsInformation")
+            if is_uri:  # e.g. a rightsstatements.org statement
+                _identifier(info, "otherRightsDocumentationIdentifier", "URI", statement)
+            _el(info, "otherRightsBasis", "rights statement" if is_uri else "manifest rights note")
+            _el(info, "otherRightsNote", statement)
+        for uri in uris:
+            _identifier(rights, "linkingObjectIdentifier", "URI", uri)
 
 
 def _event(root: ET.Element, row: dict[str, Any]) -> None:

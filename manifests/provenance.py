@@ -26,6 +26,8 @@ host            host name of the worker
 worker          ``host:pid`` of the process that ran the step (a restarted actor gets a new one)
 device          ``cpu`` or ``cuda:N``
 patina_version  version of patina that wrote the row
+descriptive     JSON of the manifest's title, date, creator, rights, collection and IIIF
+                links (``read`` rows only; null on the others and in logs older than it)
 =============== ============================================================================
 
 Read it with ``pyarrow.parquet.read_table("<output>/_provenance")`` or DuckDB:
@@ -77,6 +79,7 @@ SCHEMA = pa.schema(
         pa.field("worker", pa.string()),
         pa.field("device", pa.string()),
         pa.field("patina_version", pa.string()),
+        pa.field("descriptive", pa.string()),
     ]
 )
 STATUSES = ("ok", "skipped", "failed")

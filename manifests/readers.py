@@ -4,6 +4,10 @@ Formats: CSV (header row), JSON Lines (one object per line), Parquet, and IIIF P
 v2/v3 (:mod:`patina.manifests.iiif`). Every reader yields ``(where, record)`` pairs; the item
 rules (required fields, unique ids, checksums, supported schemes, relative URIs resolved
 against the manifest's location) are applied once, in :func:`items_from_records`.
+
+A collection's own column names map to patina's fields with ``columns`` (``{field: column}``,
+the config's ``[manifest.columns]``). Descriptive fields are also found under their names in
+any letter case (``Title``, ``DATE``), and the creator as ``photographer``, ``author`` or ``artist``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,48 @@ from patina.manifests.storage import parent_uri, read_bytes, resolve_uri
 
 REQUIRED_FIELDS = ("item_id", "source_uri")
 CHECKSUM_FIELDS = ("checksum", "sha256", "md5")
+FIELDS = (*REQUIRED_FIELDS, *CHECKSUM_FIELDS, *DESCRIPTIVE_FIELDS)
+"""What ``columns`` may map a manifest's own names to."""
+ALIASES = {"creator": ("creator", "photographer", "author", "artist")}
 Records = Iterable[tuple[str, Mapping[str, Any]]]
+Columns = Mapping[str, str]
+
+
+def renamed(record: Mapping[str, Any], columns: Columns | None) -> dict[str, Any]:
+    """``record`` with the manifest's names mapped to patina's fields (``columns``: ``{field: name}``)."""
+    out = dict(record)
+    for field_name, name in (columns or {}).items():
+        if name in out and name != field_name:
+            out[field_name] = out.pop(name)
+    return out
+
+
+def _mapped_header(header: list[str], columns: Columns | None, manifest_uri: str) -> list[str]:
+    """A CSV/Parquet header with mapped names replaced; a mapped column the header lacks is an error."""
+    missing = {f: n for f, n in (columns or {}).items() if n not in header and f not in header}
+    if missing:
+        named = ", ".join(f"{f} = {n!r}" for f, n in missing.items())
+        raise ManifestError(
+            f"{manifest_uri}: manifest.columns maps {named}, but the header has no such column; "
+            f"header is {list(header)}"
+        )
+    inverse = {n: f for f, n in (columns or {}).items()}
+    return [inverse.get(name, name) for name in header]
+
+
+def _descriptive(record: Mapping[str, Any]) -> tuple[dict[str, str | None], set[str]]:
+    """The descriptive fields of a record (exact name, else any case, else an alias) and the keys used."""
+    lowered = {str(k).strip().lower(): k for k in record}
+    found: dict[str, str | None] = {}
+    used: set[str] = set()
+    for name in DESCRIPTIVE_FIELDS:
+        found[name] = None
+        for alias in ALIASES.get(name, (name,)):
+            key = alias if alias in record else lowered.get(alias)
+            if key is not None and _text(record[key]):
+                found[name], used = _text(record[key]), used | {key}
+                break
+    return found, used
 
 
 def items_from_records(records: Records, manifest_uri: str) -> list[Item]:
@@ -54,8 +99,8 @@ def items_from_records(records: Records, manifest_uri: str) -> list[Item]:
         problem = _scheme_problem(uri, schemes)
         if problem:
             raise ManifestError(f"{where}: item {item_id!r}: {problem}")
-        descriptive = {name: _text(record.get(name)) or None for name in DESCRIPTIVE_FIELDS}
-        skip = (*REQUIRED_FIELDS, *CHECKSUM_FIELDS, *DESCRIPTIVE_FIELDS)
+        descriptive, used = _descriptive(record)
+        skip = {*REQUIRED_FIELDS, *CHECKSUM_FIELDS, *DESCRIPTIVE_FIELDS, *used}
         metadata = {k: v for k, v in record.items() if k not in skip and v not in (None, "")}
         items.append(Item(item_id, uri, checksum, metadata, **descriptive))
     if not items:
@@ -81,12 +126,13 @@ def _scheme_problem(uri: str, cache: dict[str, str | None]) -> str | None:
     return cache[scheme]
 
 
-def csv_records(data: bytes, manifest_uri: str) -> Records:
+def csv_records(data: bytes, manifest_uri: str, columns: Columns | None = None) -> Records:
     """Rows of a CSV manifest with a header row."""
     text = _decode(data, manifest_uri)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-        header = reader.fieldnames or []
+        header = _mapped_header(list(reader.fieldnames or []), columns, manifest_uri)
+        reader.fieldnames = header
         _require_columns(header, manifest_uri)
         records = []
         for row in reader:
@@ -99,7 +145,7 @@ def csv_records(data: bytes, manifest_uri: str) -> Records:
     return records
 
 
-def jsonl_records(data: bytes, manifest_uri: str) -> Records:
+def jsonl_records(data: bytes, manifest_uri: str, columns: Columns | None = None) -> Records:
     """Objects of a JSON Lines manifest, one per non-blank line."""
     records = []
     for number, line in enumerate(_decode(data, manifest_uri).splitlines(), start=1):
@@ -112,27 +158,29 @@ def jsonl_records(data: bytes, manifest_uri: str) -> Records:
             raise ManifestError(f"{where}: malformed JSON: {exc.msg} (column {exc.colno})") from exc
         if not isinstance(record, dict):
             raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        records.append((where, record))
+        records.append((where, renamed(record, columns)))
     return records
 
 
-def parquet_records(data: bytes, manifest_uri: str) -> Records:
+def parquet_records(data: bytes, manifest_uri: str, columns: Columns | None = None) -> Records:
     """Rows of a Parquet manifest (row numbers count from 1)."""
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
         raise ManifestError(f"{manifest_uri}: not a readable Parquet file: {exc}") from exc
+    table = table.rename_columns(_mapped_header(table.column_names, columns, manifest_uri))
     _require_columns(table.column_names, manifest_uri)
     return [(f"{manifest_uri} row {n}", row) for n, row in enumerate(table.to_pylist(), start=1)]
 
 
-def iiif_records(data: bytes, manifest_uri: str) -> Records:
+def iiif_records(data: bytes, manifest_uri: str, columns: Columns | None = None) -> Records:
+    """Canvases of a IIIF manifest; ``columns`` maps ``metadata`` labels (``creator = "Fotograf"``)."""
     try:
         document = json.loads(_decode(data, manifest_uri))
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise ManifestError(f"{manifest_uri}: malformed JSON at {where}: {exc.msg}") from exc
-    return iiif.records(document, manifest_uri)
+    return [(where, renamed(record, columns)) for where, record in iiif.records(document, manifest_uri)]
 
 
 def _require_columns(header: list[str], manifest_uri: str) -> None:
@@ -141,7 +189,7 @@ def _require_columns(header: list[str], manifest_uri: str) -> None:
         raise ManifestError(f"{manifest_uri}: missing column(s) {missing}; header is {list(header)}")
 
 
-READERS: dict[str, Callable[[bytes, str], Records]] = {
+READERS: dict[str, Callable[[bytes, str, Columns | None], Records]] = {
     ".csv": csv_records,
     ".jsonl": jsonl_records,
     ".ndjson": jsonl_records,
@@ -150,8 +198,11 @@ READERS: dict[str, Callable[[bytes, str], Records]] = {
 }
 
 
-def read_manifest(manifest_uri: str, storage_options: dict | None = None) -> list[Item]:
-    """Read a manifest: the reader is chosen by extension; without one, a IIIF manifest is recognised by content."""
+def read_manifest(manifest_uri: str, storage_options: dict | None = None, columns: Columns | None = None) -> list[Item]:
+    """Read a manifest: the reader is chosen by extension; without one, a IIIF manifest is recognised by content.
+
+    ``columns`` (``{patina field: the manifest's name}``) reads a collection's own headers.
+    """
     name = manifest_uri.rstrip("/").rsplit("/", 1)[-1]
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     reader = READERS.get(suffix)
@@ -167,7 +218,7 @@ def read_manifest(manifest_uri: str, storage_options: dict | None = None) -> lis
         if not data.lstrip().startswith(b"{"):
             raise ManifestError(f"{manifest_uri}: no extension and not a IIIF JSON manifest; name it .csv, .jsonl, ...")
         reader = iiif_records
-    return items_from_records(reader(data, manifest_uri), manifest_uri)
+    return items_from_records(reader(data, manifest_uri, columns), manifest_uri)
 
 
 def _decode(data: bytes, manifest_uri: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,12 +90,15 @@ def xmp_packet(
     steps: Sequence[HistoryStep],
     date_taken: str | None = None,
     when: datetime | None = None,
+    descriptive: Mapping[str, str] | None = None,
 ) -> bytes:
     """An XMP packet (UTF-8) with the processing history (``xmpMM:History``) of a derivative.
 
     Each step is an ``stEvt`` event (action ``processed``, software agent = patina and the
     model, parameters = stage, model id, weights sha256 and params). The run and source
     fixity sit in patina's own namespace; the date taken is kept as ``exif:DateTimeOriginal``.
+    ``descriptive`` (the manifest's fields) becomes Dublin Core and XMP Rights: see
+    :func:`descriptive_xmp`.
     """
     stamp = (when or datetime.now(UTC)).isoformat(timespec="seconds")
     events = "".join(
@@ -116,14 +119,48 @@ def xmp_packet(
         " xmlns:xmpMM='http://ns.adobe.com/xap/1.0/mm/'"
         " xmlns:stEvt='http://ns.adobe.com/xap/1.0/sType/ResourceEvent#'"
         " xmlns:exif='http://ns.adobe.com/exif/1.0/'"
+        " xmlns:dc='http://purl.org/dc/elements/1.1/'"
+        " xmlns:xmpRights='http://ns.adobe.com/xap/1.0/rights/'"
         " xmlns:patina='https://github.com/patina-restoration/patina/ns/1.0/'"
         f" xmp:CreatorTool={quoteattr(software)} xmp:MetadataDate={quoteattr(stamp)}"
         f" patina:runId={quoteattr(run_id)} patina:itemId={quoteattr(item_id)}"
         f" patina:sourceSha256={quoteattr(source_sha256 or '')}{taken}>"
-        f"<xmpMM:History><rdf:Seq>{events}</rdf:Seq></xmpMM:History>"
+        f"{descriptive_xmp(descriptive or {})}<xmpMM:History><rdf:Seq>{events}</rdf:Seq></xmpMM:History>"
         "</rdf:Description></rdf:RDF></x:xmpmeta>"
     )
     return f"<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>{body}<?xpacket end='w'?>".encode()
+
+
+def descriptive_xmp(fields: Mapping[str, str]) -> str:
+    """XMP properties of a manifest's descriptive fields.
+
+    ``dc:title`` and ``dc:rights`` (language alternatives, x-default), ``dc:creator`` and
+    ``dc:date`` (ordered arrays), ``xmpRights:WebStatement`` when the rights are a URI (a
+    rightsstatements.org or Creative Commons statement), ``dc:source`` the IIIF canvas, and
+    the collection and IIIF manifest in patina's namespace.
+    """
+
+    def alt(name: str, value: str) -> str:
+        return f"<{name}><rdf:Alt><rdf:li xml:lang='x-default'>{escape(value)}</rdf:li></rdf:Alt></{name}>"
+
+    def seq(name: str, value: str) -> str:
+        return f"<{name}><rdf:Seq><rdf:li>{escape(value)}</rdf:li></rdf:Seq></{name}>"
+
+    def simple(name: str, value: str) -> str:
+        return f"<{name}>{escape(value)}</{name}>"
+
+    rights = fields.get("rights")
+    parts = [
+        alt("dc:title", fields["title"]) if fields.get("title") else "",
+        seq("dc:creator", fields["creator"]) if fields.get("creator") else "",
+        seq("dc:date", fields["date"]) if fields.get("date") else "",
+        alt("dc:rights", rights) if rights else "",
+        simple("xmpRights:WebStatement", rights) if rights and rights.startswith(("http://", "https://")) else "",
+        simple("dc:source", fields["iiif_canvas"]) if fields.get("iiif_canvas") else "",
+        simple("patina:collection", fields["collection"]) if fields.get("collection") else "",
+        simple("patina:iiifManifest", fields["iiif_manifest"]) if fields.get("iiif_manifest") else "",
+    ]
+    return "".join(parts)
 
 
 def _step_text(step: HistoryStep) -> str:

@@ -30,7 +30,7 @@ def test_iiif_v2_manifest_resolves_image_services_and_keeps_labels():
     )
     assert second.title == "Page 2" and second.date == "1921-01-01T00:00:00Z"  # the manifest's navDate
     assert first.rights == "https://creativecommons.org/publicdomain/mark/1.0/"
-    assert first.metadata["Photographer"] == "Studio Lindqvist" and first.metadata["Place"] == "Uppsala"
+    assert first.creator == "Studio Lindqvist" and first.metadata["Place"] == "Uppsala"  # a photographer creates
     assert first.metadata["iiif_manifest"] == "https://archive.example.org/iiif/album-7/manifest.json"
 
 
@@ -48,7 +48,7 @@ def test_iiif_v3_manifest_handles_language_maps_choices_and_several_images_per_c
         "1908-02-01T00:00:00Z",
     )
     assert plate2.title == "Plate 2" and plate1.rights == "http://creativecommons.org/licenses/by/4.0/"
-    assert plate1.metadata["Photographer"] == "A. Berg"
+    assert plate1.creator == "A. Berg" and "Photographer" not in plate1.metadata
 
 
 def _v3(tmp_path, canvases, name="m.json", **extra):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from lxml import etree
 
 from patina.actors.pipeline import run_pipeline
 from patina.flows.config import parse_config
@@ -39,7 +40,10 @@ def two_runs(ray_local, tmp_path_factory):
 
 def test_premis_document_has_objects_events_agents_in_schema_order(two_runs):
     table = read_provenance(str(two_runs))
-    root = ET.fromstring(premis_document(table))
+    document = premis_document(table)
+    schema = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "fixtures" / "premis" / "premis-v3-0.xsd")))
+    schema.assertValid(etree.fromstring(document))  # the Library of Congress schema accepts it
+    root = ET.fromstring(document)
     assert root.tag == f"{P}premis" and root.get("version") == "3.0"
     kinds = [child.tag.removeprefix(P) for child in root]
     assert kinds == sorted(kinds, key=["object", "event", "agent"].index)  # the schema's sequence
