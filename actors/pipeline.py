@@ -29,6 +29,7 @@ from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
 from patina.manifests.provenance import ProvenanceWriter, canonical_json, provenance_uri
 from patina.manifests.storage import remove_temporaries
+from patina.models.faces import YUNET_ONNX, detector_backend
 from patina.models.registry import entry
 from patina.models.weights import WeightsError, pull
 
@@ -139,8 +140,12 @@ def fetch_weights(settings: RunSettings) -> None:
     failing every actor of the stage. Actors on other nodes fetch into their own cache the same way.
     """
     for stage in settings.stages:
-        spec = entry(stage.model_id).spec
-        if spec.weights_uri is not None:
+        specs = [entry(stage.model_id).spec]
+        if stage.stage == "faces" and detector_backend() == "opencv":
+            specs.append(YUNET_ONNX)  # the face detector's own weights (models/faces.py)
+        for spec in specs:
+            if spec.weights_uri is None:
+                continue
             try:
                 pull(spec)
             except WeightsError as exc:

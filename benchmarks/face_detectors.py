@@ -1,4 +1,8 @@
-"""YuNet (yuface) against MTCNN (facenet-pytorch): faces found on the aged sample collection, and speed.
+"""Face detectors on the aged sample collection: faces found, false detections and speed.
+
+YuNet through both of patina's backends (libfacedetection's ``yuface`` where its wheel installs,
+OpenCV's ``FaceDetectorYN`` with the OpenCV Zoo ONNX, downloaded by ``patina models pull``-style
+verified fetch on first use) against MTCNN (facenet-pytorch), side by side in one run.
 
     pip install tqdm && pip install --no-deps facenet-pytorch   # its pins (torch<2.3) do not fit torch 2.13
     python benchmarks/face_detectors.py
@@ -16,7 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from patina.models.faces import detect_faces
+from patina.models.faces import BACKENDS, detect_faces
+from patina.models.weights import WeightsError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "collection"
 EXPECTED = {
@@ -84,7 +89,13 @@ def score(name, detect, images) -> None:
 def main() -> None:
     images = {p.stem: np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in sorted(SAMPLES.glob("*.jpg"))}
     torch.set_num_threads(2)
-    score("yunet", lambda im: len(detect_faces(im, 0.7)), images)
+    for backend in BACKENDS:
+        try:
+            detect_faces(next(iter(images.values())), 0.7, backend=backend)  # warm-up (and the ONNX download)
+        except (RuntimeError, WeightsError) as exc:
+            print(f"{backend:8} not measured: {exc}")
+            continue
+        score(backend, lambda im, b=backend: len(detect_faces(im, 0.7, backend=b)), images)
     try:
         detect = mtcnn_detector()
     except ImportError as exc:

