@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["premis"], default="premis")
     export.add_argument("--run", help="only this run id")
     export.add_argument("--to", help="write to this file (default: stdout)")
+    iiif = commands.add_parser("iiif", help="write a IIIF Presentation 3 manifest of the restored derivatives")
+    iiif.add_argument("output", help="output URI holding the derivatives and _provenance/")
+    iiif.add_argument("--base-url", required=True, help="public URL where OUTPUT is published (derivatives: BASE/key)")
+    iiif.add_argument("--run", help="only the derivatives this run wrote (default: every item's latest)")
+    iiif.add_argument("--image-service", help="IIIF Image API 3 service serving the derivatives by key (else static)")
+    iiif.add_argument("--label", help="the manifest's label (default: the collections named in the manifest)")
     models_command.add_parser(commands)
     train_command.add_parser(commands)
     return parser
@@ -92,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_command(args)
     if args.command == "report":
         return report_command(args)
+    if args.command == "iiif":
+        return iiif_command(args)
     if args.command == "models":
         return models_command.models_command(args)
     if args.command == "train":
@@ -166,6 +174,40 @@ def export_command(args: argparse.Namespace) -> int:
         atomic_write(os.path.abspath(args.to), document)
     else:
         sys.stdout.write(document.decode())
+    return EXIT_OK
+
+
+def image_size(uri: str) -> tuple[int, int]:
+    """(width, height) of a stored image, from as much of its header as PIL reads."""
+    from PIL import Image
+
+    from patina.manifests.storage import filesystem
+
+    fs, path = filesystem(uri)
+    with fs.open(path, "rb") as handle, Image.open(handle) as image:
+        return image.size
+
+
+def iiif_command(args: argparse.Namespace) -> int:
+    """``patina iiif``: OUTPUT/_iiif/manifest.json (OUTPUT/_iiif/<run>.json with --run)."""
+    from patina.manifests.iiif_export import IIIF_DIR, latest_derivatives, manifest
+    from patina.manifests.provenance import read_provenance
+    from patina.manifests.storage import atomic_write, join_uri
+
+    output = _uri(args.output)
+    rows = read_provenance(output).to_pylist()
+    derivatives = latest_derivatives(rows, args.run)
+    try:
+        document = manifest(derivatives, output, args.base_url, image_size, args.image_service, args.label)
+    except ValueError as exc:
+        print(f"patina: {exc}" + (f" for run {args.run}" if args.run else ""), file=sys.stderr)
+        return EXIT_USAGE
+    if args.run:  # its own file, and ids that say so
+        document["id"] = document["id"].replace("/manifest.json", f"/{args.run}.json")
+    name = f"{args.run}.json" if args.run else "manifest.json"
+    uri = join_uri(output, IIIF_DIR, name)
+    atomic_write(uri, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+    print(uri)
     return EXIT_OK
 
 

@@ -144,3 +144,157 @@ def test_provenance_premis_and_report_carry_them(described_run):
     html = Path(write_report(str(described_run), "20260301T000000Z-dddddd")).read_text()
     assert "Harbour &amp; boats &lt;1927&gt; — Anna Ström, 1927" in html
     assert f"<a href='{NOC}'>{NOC}</a>" in html and "Rights reserved by the family" in html
+
+
+def _check_presentation_3(document: dict) -> None:
+    """The Presentation 3 rules a viewer relies on: what must be there, of which type, pointing where."""
+
+    def language_map(value):
+        assert isinstance(value, dict) and value and all(isinstance(v, list) and v for v in value.values()), value
+
+    assert document["@context"] == "http://iiif.io/api/presentation/3/context.json"
+    assert document["type"] == "Manifest" and document["id"].startswith(("http://", "https://", "file://"))
+    language_map(document["label"])
+    assert document["items"], "a manifest has at least one canvas"
+    ids = [c["id"] for c in document["items"]]
+    assert len(set(ids)) == len(ids), "canvas ids are unique"
+    for canvas in document["items"]:
+        assert canvas["type"] == "Canvas" and canvas["width"] > 0 and canvas["height"] > 0
+        language_map(canvas["label"])
+        for pair in canvas.get("metadata", []):
+            language_map(pair["label"])
+            language_map(pair["value"])
+        if "rights" in canvas:
+            assert canvas["rights"].startswith(
+                (
+                    "http://creativecommons.org/",
+                    "https://creativecommons.org/",
+                    "http://rightsstatements.org/",
+                    "https://rightsstatements.org/",
+                )
+            )
+        (page,) = canvas["items"]
+        assert page["type"] == "AnnotationPage"
+        (annotation,) = page["items"]
+        assert annotation["type"] == "Annotation" and annotation["motivation"] == "painting"
+        assert annotation["target"] == canvas["id"]
+        body = annotation["body"]
+        assert body["type"] == "Image" and body["format"].startswith("image/")
+        assert (body["width"], body["height"]) == (canvas["width"], canvas["height"])
+
+
+def test_iiif_manifest_of_the_derivatives_publishes_them_with_their_rights(described_run, http_server):
+    import shutil
+
+    from patina.flows.cli import main
+    from patina.manifests.storage import read_bytes
+
+    url, root = http_server
+    published = root / "published"
+    assert main(["iiif", str(described_run), "--base-url", f"{url}/published"]) == 0
+    shutil.copytree(described_run, published)  # as an archive publishes OUT on its web server
+    document = json.loads((published / "_iiif" / "manifest.json").read_text())
+    _check_presentation_3(document)
+    first, second = document["items"]
+    assert first["label"] == {"none": ["Harbour & boats <1927>"]} and first["rights"] == NOC
+    assert second["rights"] == CC_BY and "rights" not in document  # two statements: per canvas only
+    assert first["navDate"] == "1927-01-01T00:00:00Z" and "navDate" not in second  # "c. 1930" is no date
+    pairs = {p["label"]["en"][0]: p["value"]["none"][0] for p in first["metadata"]}
+    assert pairs["Creator"] == "Anna Ström" and pairs["Collection"] == "Harbour views"
+    assert pairs["Restoration"].startswith("assess: classical/assess@1; enhance: classical/tone@2")
+    assert first["seeAlso"][0]["id"].startswith("file://") and first["seeAlso"][0]["id"].endswith("scan-0.jpg")
+
+    # A IIIF reader (patina's own) takes the published manifest over HTTP: every canvas, its title,
+    # and the derivative's very bytes behind each image URL (keys with their own escapes included)
+    items = read_manifest(f"{url}/published/_iiif/manifest.json")
+    assert [item.title for item in items] == ["Harbour & boats <1927>", "Quay"]
+    for item, name in zip(items, ("item%2F0.jpg", "item%2F1.png"), strict=True):
+        assert read_bytes(item.source_uri) == (described_run / name).read_bytes()
+
+    service = "https://images.example.org/iiif/3"
+    run = "20260301T000000Z-dddddd"
+    assert main(["iiif", str(described_run), "--base-url", url, "--run", run, "--image-service", service]) == 0
+    document = json.loads((described_run / "_iiif" / f"{run}.json").read_text())
+    _check_presentation_3(document)
+    body = document["items"][0]["items"][0]["items"][0]["body"]
+    assert body["service"] == [{"id": f"{service}/item%252F0.jpg", "type": "ImageService3", "profile": "level1"}]
+    assert main(["iiif", str(described_run), "--base-url", url, "--run", "no-such-run"]) == 2
+
+
+MIRADOR = "mirador@3.4.3"
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+def _mirador_js(cache: Path) -> Path | None:
+    """Mirador's standalone bundle from the npm registry (``npm pack``: one 3 MB tarball), cached."""
+    import os
+    import shutil
+    import subprocess
+    import tarfile
+
+    given = os.environ.get("PATINA_MIRADOR_JS")
+    if given:
+        return Path(given)
+    bundle = cache / MIRADOR / "mirador.min.js"
+    if bundle.exists():
+        return bundle
+    if shutil.which("npm") is None:
+        return None
+    work = cache / "download"
+    work.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["npm", "pack", MIRADOR, "--silent"], cwd=work, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        return None
+    with tarfile.open(work / done.stdout.strip().splitlines()[-1]) as tar:
+        data = tar.extractfile("package/dist/mirador.min.js").read()
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    bundle.write_bytes(data)
+    return bundle
+
+
+@pytest.mark.slow
+def test_the_manifest_opens_in_mirador(described_run, http_server):
+    """Mirador (from the npm registry) in headless Chromium loads the manifest and shows its canvases."""
+    import shutil
+    import subprocess
+
+    from patina.flows.cli import main
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium here (Debian: apt-get install chromium)")
+    bundle = _mirador_js(Path.home() / ".cache" / "patina" / "test-viewer")
+    if bundle is None:
+        pytest.skip(f"{MIRADOR} could not be fetched from the npm registry")
+    url, root = http_server
+    site = root / "mirador-site"
+    assert main(["iiif", str(described_run), "--base-url", f"{url}/mirador-site"]) == 0
+    shutil.copytree(described_run, site)
+    shutil.copy(bundle, site / "mirador.min.js")
+    (site / "viewer.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'></head><body><div id='m'></div>"
+        "<script src='mirador.min.js'></script><script>"
+        f"Mirador.viewer({{id: 'm', windows: [{{manifestId: '{url}/mirador-site/_iiif/manifest.json', "
+        "thumbnailNavigationPosition: 'far-bottom'}]});"
+        "</script></body></html>"
+    )
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+    flags += ["--disable-component-update", "--disable-sync", f"--user-data-dir={root / 'chromium-profile'}"]
+    done = subprocess.run(
+        [chromium, *flags, "--virtual-time-budget=20000", "--dump-dom", f"{url}/mirador-site/viewer.html"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    dom = done.stdout
+    assert "mirador-viewer" in dom, done.stderr[-2000:]
+    assert "Harbour views" in dom  # the manifest's label in the window's title bar
+    assert "Harbour &amp; boats &lt;1927&gt;" in dom  # the first canvas's label
+    assert "1 of 2" in dom and "Quay" in dom  # both canvases, the second as a thumbnail
+    assert f"{url}/mirador-site/item%252F1.png" in dom  # its image, requested from the derivative's URL
+    assert "mirador-window" in dom and "error" not in dom.lower().split("mirador-viewer", 1)[1][:200]
