@@ -11,7 +11,7 @@ def test_quiet_run_sends_foreign_output_to_the_log_and_patina_lines_to_the_termi
     with run_log(str(out), "RUN1") as console:
         os.write(2, b"[E core_worker.cc] a C++ line\n")  # as Ray's core worker writes: straight to fd 2
         os.write(1, b"(MapWorker pid=1) forwarded worker output\n")
-        logging.getLogger("ray.data").warning("Progress bars disabled")
+        logging.getLogger("s3fs").warning("Progress bars disabled")  # a library's logger (Ray's own: test_cli)
         logging.getLogger("prefect.flow_runs").info("Beginning flow run")
         logging.getLogger("patina.flows.restore").info("plan: 3 to run")
         console.print("summary line")
