@@ -33,7 +33,7 @@ def test_standalone_run_uses_ephemeral_prefect_and_local_ray(collection, tmp_pat
     # core worker's C++ lines, forwarded worker output) are in the run's log file, not on the terminal
     (log,) = (out / "_logs").iterdir()
     text = log.read_text()
-    summary_run = done.stdout.split("(run ")[1].split(")")[0]
+    summary_run = done.stdout.split("(run ")[1].split(")")[0].strip()  # the summary may wrap
     assert log.name == f"{summary_run}.log"
     for internal in ("Starting temporary server", "streaming_executor", "Beginning flow run"):
         assert internal in text
