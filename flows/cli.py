@@ -1,7 +1,8 @@
 """The ``patina`` command line. It owns the terminal: progress, summary and exit status.
 
 Exit status of ``patina run``: 0 every item restored; 3 partial (some items failed);
-4 every item failed; 2 bad usage, configuration or manifest; 1 the run itself broke.
+4 every item failed; 2 bad usage, configuration or manifest, or the output held by another
+live run; 1 the run itself broke.
 """
 
 from __future__ import annotations
@@ -256,6 +257,7 @@ def run_command(args: argparse.Namespace) -> int:
     from patina.flows import progress
     from patina.flows.restore import new_run_id, restore_collection
     from patina.flows.run_log import run_log
+    from patina.manifests.run_lock import RunLocked
 
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
     output, run_id = _uri(args.output), new_run_id()
@@ -266,7 +268,7 @@ def run_command(args: argparse.Namespace) -> int:
             progress.reporting(reporter),
         ):
             summary = restore_collection(args.manifest, output, config, address, everything=args.all, run_id=run_id)
-    except (ManifestError, ConfigError) as exc:
+    except (ManifestError, ConfigError, RunLocked) as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:

@@ -21,6 +21,7 @@ from patina.manifests.items import Item
 from patina.manifests.planner import Plan, describe_counts
 from patina.manifests.provenance import provenance_uri
 from patina.manifests.readers import read_manifest
+from patina.manifests.run_lock import run_lock
 from patina.manifests.storage import check_output_location
 
 log = logging.getLogger(__name__)
@@ -109,21 +110,22 @@ def restore_collection(
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     planned = None
-    if not everything:
-        planned = plan_items(items, settings)
-        items = [item for item in items if item.item_id in planned.to_run]
-    if items:
-        resume = planned.resume if planned is not None else None
-        summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus, resume)
-    else:
-        summary = RunSummary(run_id, output, provenance_uri(output))
-    if planned is not None:
-        summary.plan = planned.counts()
-    if summary.total:
-        try:
-            summary.report_uri = report_items(output, run_id, config.storage.options)
-        except Exception as exc:  # noqa: BLE001 - a report that cannot be written never fails the run
-            get_run_logger().warning("no report for run %s: %s", run_id, exc)
+    with run_lock(output, run_id, config.storage.options):  # one run at a time per output: plan to report
+        if not everything:
+            planned = plan_items(items, settings)
+            items = [item for item in items if item.item_id in planned.to_run]
+        if items:
+            resume = planned.resume if planned is not None else None
+            summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus, resume)
+        else:
+            summary = RunSummary(run_id, output, provenance_uri(output))
+        if planned is not None:
+            summary.plan = planned.counts()
+        if summary.total:
+            try:
+                summary.report_uri = report_items(output, run_id, config.storage.options)
+            except Exception as exc:  # noqa: BLE001 - a report that cannot be written never fails the run
+                get_run_logger().warning("no report for run %s: %s", run_id, exc)
     create_markdown_artifact(_artifact(summary), key="patina-run", description=f"patina run {run_id}")
     get_run_logger().info(
         "run %s %s: %d ok, %d failed of %d", run_id, summary.status, summary.succeeded, summary.failed, summary.total

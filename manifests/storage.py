@@ -114,9 +114,14 @@ def remove_temporaries(uri: str, since: float, storage_options: dict | None = No
         return 0
     removed = 0
     for entry in os.scandir(path):
-        if entry.name.startswith(TEMPORARY_PREFIX) and entry.is_file() and entry.stat().st_mtime >= since:
-            os.unlink(entry.path)
-            removed += 1
+        if not entry.name.startswith(TEMPORARY_PREFIX):
+            continue
+        try:  # another writer may rename or remove its temporary under us
+            if entry.is_file() and entry.stat().st_mtime >= since:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:
+            continue
     return removed
 
 

@@ -110,3 +110,15 @@ def http_server(tmp_path_factory):
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", root
     server.shutdown()
+
+
+@pytest.fixture
+def s3_endpoint():
+    """A real S3 HTTP endpoint on loopback (moto's server)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

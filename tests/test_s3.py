@@ -4,22 +4,12 @@ import hashlib
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from patina.actors.pipeline import run_pipeline
 from patina.flows.config import parse_config
 from patina.manifests.provenance import read_provenance
 from patina.manifests.readers import read_manifest
 from tests.helpers import DEFAULT_STEPS
-
-
-@pytest.fixture
-def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def test_collection_on_s3_round_trips(ray_local, s3_endpoint, collection):

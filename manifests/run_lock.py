@@ -1,0 +1,186 @@
+"""One run at a time per output: ``OUT/_lock`` names the run that holds it.
+
+Locally the lock is an exclusive ``flock`` on ``OUT/_lock``: the kernel releases it when the
+holder's process ends, however it ends, so a holder killed with ``kill -9`` never blocks the
+next run (which notes that it took over). On an object store the lock is an object created
+with a conditional write (``If-None-Match: *``), so two hosts cannot both create it; its holder
+renews it every ``heartbeat_s`` seconds, and a lock not renewed for ``stale_s`` seconds belongs
+to a dead run: it is taken over by a write conditional on its ETag (``If-Match``), so only one
+taker wins. A run refused the lock gets :class:`RunLocked` naming the holder (run id, host,
+pid, when it started).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from patina.manifests.storage import filesystem, is_local, join_uri
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "_lock"
+HEARTBEAT_S = float(os.environ.get("PATINA_LOCK_HEARTBEAT_S", "30"))
+STALE_S = float(os.environ.get("PATINA_LOCK_STALE_S", "120"))
+
+
+class RunLocked(RuntimeError):
+    """Another live run holds the output."""
+
+
+def _holder(run_id: str) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "started_at": now, "renewed_at": now}
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    return (
+        f"run {holder.get('run_id', '?')} (host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, "
+        f"started {holder.get('started_at', '?')})"
+    )
+
+
+def _refused(output_uri: str, holder: dict[str, Any]) -> RunLocked:
+    return RunLocked(
+        f"{output_uri} is being written by {_describe(holder)}; wait for it to finish "
+        "(a run that died releases the output by itself)"
+    )
+
+
+@contextlib.contextmanager
+def run_lock(output_uri: str, run_id: str, storage_options: dict | None = None) -> Iterator[None]:
+    """Hold ``OUT/_lock`` for the duration of the block, or raise :class:`RunLocked`."""
+    fs, path = filesystem(output_uri, storage_options)
+    holder = _holder(run_id)
+    if is_local(fs):
+        with _local_lock(Path(path), output_uri, holder):
+            yield
+    else:
+        with _object_lock(fs, join_uri(path, LOCK_NAME), output_uri, holder):
+            yield
+
+
+@contextlib.contextmanager
+def _local_lock(folder: Path, output_uri: str, holder: dict[str, Any]) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _refused(output_uri, _parse(os.pread(fd, 65536, 0))) from None
+        previous = _parse(os.pread(fd, 65536, 0))
+        if previous:  # a holder leaves the file empty when it finishes: this one died
+            log.warning("took over %s from %s, which is no longer running", output_uri, _describe(previous))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@contextlib.contextmanager
+def _object_lock(fs: Any, key: str, output_uri: str, holder: dict[str, Any]) -> Iterator[None]:
+    etag = _create(fs, key, holder)
+    if etag is None:
+        current, current_etag = _read(fs, key)
+        if not current_etag:  # released between the two calls
+            etag = _create(fs, key, holder)
+            if etag is None:
+                raise _refused(output_uri, _read(fs, key)[0])
+    if etag is None:
+        age = time.time() - _timestamp(current.get("renewed_at"))
+        if current and age < STALE_S:
+            raise _refused(output_uri, current)
+        etag = _replace(fs, key, holder, current_etag)
+        if etag is None:  # another run took it over first
+            raise _refused(output_uri, _read(fs, key)[0])
+        log.warning("took over %s from %s, not renewed for %.0f s", output_uri, _describe(current), age)
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(fs, key, holder, etag, stop), daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(key)
+
+
+def _create(fs: Any, key: str, holder: dict[str, Any]) -> str | None:
+    """Create the lock object only if there is none (``If-None-Match: *``); its ETag, or None."""
+    try:
+        out = fs.pipe_file(key, json.dumps(holder).encode(), mode="create")
+    except (FileExistsError, OSError) as exc:
+        if _exists(fs, key):
+            return None
+        raise exc
+    return _etag(out, fs, key)
+
+
+def _replace(fs: Any, key: str, holder: dict[str, Any], etag: str | None) -> str | None:
+    """Overwrite the lock only if it is still the object read (``If-Match``); the new ETag, or None."""
+    holder = dict(holder, renewed_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    try:
+        out = fs.pipe_file(key, json.dumps(holder).encode(), IfMatch=etag) if etag else None
+    except (FileNotFoundError, PermissionError, OSError):
+        return None
+    return _etag(out, fs, key) if out is not None else None
+
+
+def _renew(fs: Any, key: str, holder: dict[str, Any], etag: str, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        renewed = _replace(fs, key, holder, etag)
+        if renewed is None:
+            log.error("lost the run lock %s: another run took it over", key)
+            return
+        etag = renewed
+
+
+def _exists(fs: Any, key: str) -> bool:
+    fs.invalidate_cache(key)
+    return fs.exists(key)
+
+
+def _read(fs: Any, key: str) -> tuple[dict[str, Any], str | None]:
+    fs.invalidate_cache(key)
+    try:
+        info = fs.info(key)
+        return _parse(fs.cat_file(key)), info.get("ETag")
+    except FileNotFoundError:
+        return {}, None
+
+
+def _etag(out: Any, fs: Any, key: str) -> str | None:
+    if isinstance(out, dict) and out.get("ETag"):
+        return out["ETag"]
+    return _read(fs, key)[1]
+
+
+def _timestamp(text: str | None) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else 0.0
+    except ValueError:
+        return 0.0
