@@ -19,6 +19,7 @@ from patina.actors.intermediates import load_intermediate
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, encode_mask
 from patina.actors.settings import RunSettings
 from patina.manifests.provenance import canonical_json, source_chain_key
+from patina.manifests.retry import is_transient, retrying
 from patina.manifests.storage import atomic_write, join_uri, output_key, read_bytes, source_stamp
 from patina.models.codecs import OUTPUT_FORMATS, decode_image, encode_image, output_format
 from patina.models.image import pixels_to_transport, transport_to_pixels
@@ -50,8 +51,9 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     started = time.time()
     described = row.get("descriptive") or None
     out = dict(row, image=EMPTY_PIXELS, mask=b"", exif=b"")
+    attempts = 0
     try:
-        data = _fetch(row["source_uri"], settings)
+        data, attempts = _fetch(row["source_uri"], settings)
         state.source_sha256 = hashlib.sha256(data).hexdigest()
         _verify(row["checksum"], data, state.source_sha256)
         state.chain_key = source_chain_key(state.source_sha256)
@@ -75,6 +77,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
             "date_taken": meta.date_taken,
             "warnings": list(meta.notes),
             "source_stamp": source_stamp(row["source_uri"], settings.storage_options),
+            "attempts": attempts,
         }
         state.record(row, step, "ok", started, time.time() - started, decisions, descriptive=described)
     out["state"] = state.to_json()
@@ -121,13 +124,15 @@ def write_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         metadata = output_metadata(row, state, settings)
         data = encode_image(transport_to_pixels(row["image"], state.bit_depth), fmt, settings.jpeg_quality, metadata)
         uri = join_uri(settings.output_uri, output_key(row["item_id"]) + OUTPUT_FORMATS[fmt])
-        atomic_write(uri, data, settings.storage_options)
+        _, attempts = retrying(
+            lambda: atomic_write(uri, data, settings.storage_options), settings.retry, f"write {uri}"
+        )
     except Exception as exc:  # noqa: BLE001
         state.record(row, step, "failed", started, time.time() - started, error=exc)
     else:
         digest = hashlib.sha256(data).hexdigest()
         state.advance(step)
-        state.record(row, step, "ok", started, time.time() - started, {"bytes": len(data)})
+        state.record(row, step, "ok", started, time.time() - started, {"bytes": len(data), "attempts": attempts})
         for record in state.records:
             record["output_uri"], record["output_sha256"] = uri, digest
     return {"item_id": row["item_id"], "state": state.to_json()}
@@ -159,9 +164,10 @@ def output_metadata(row: dict[str, Any], state: ItemState, settings: RunSettings
     return OutputMetadata(bytes(row.get("exif") or b""), tuple(state.dpi) if state.dpi else None, xmp)
 
 
-def _fetch(uri: str, settings: RunSettings) -> bytes:
+def _fetch(uri: str, settings: RunSettings) -> tuple[bytes, int]:
+    """The master's bytes and the attempts it took (transient errors are retried, others are not)."""
     try:
-        return read_bytes(uri, settings.storage_options)
+        return retrying(lambda: read_bytes(uri, settings.storage_options), settings.retry, f"read {uri}")
     except FileNotFoundError as exc:
         raise SourceUnavailable(f"source not found: {uri}") from exc
     except PermissionError as exc:
@@ -170,7 +176,8 @@ def _fetch(uri: str, settings: RunSettings) -> bytes:
         status = getattr(exc, "status", None)
         if status in (401, 403):
             raise SourceUnavailable(f"permission denied reading {uri} (HTTP {status})") from exc
-        raise SourceUnavailable(f"cannot read {uri}: {type(exc).__name__}: {exc}") from exc
+        tries = f" (after {settings.retry.attempts} attempts)" if is_transient(exc) else ""
+        raise SourceUnavailable(f"cannot read {uri}: {type(exc).__name__}: {exc}{tries}") from exc
 
 
 def _verify(expected: str, data: bytes, sha256: str) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from patina.manifests.retry import RetryPolicy
 from patina.models.registry import entry
 from patina.models.tiling import LargeImagePolicy
 
@@ -55,6 +56,7 @@ class RunSettings:
     keep_intermediates: bool = False  # save every stage's result by chain key (actors/intermediates.py)
     provenance_flush_rows: int = 5000  # commit a provenance part after this many rows...
     provenance_flush_seconds: float = 30.0  # ... or this long: a crash loses at most this much of the log
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # transient storage errors of reads and writes
 
 
 def stage_identity(settings: StageSettings) -> tuple[str, str | None, dict[str, Any]]:

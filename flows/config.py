@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from patina.actors.settings import CPU_POOL, Resources, RunSettings, StageSettings
 from patina.manifests.readers import FIELDS as MANIFEST_FIELDS
+from patina.manifests.retry import RetryPolicy
 from patina.models import registry
 from patina.models.stage import STAGE_ORDER
 from patina.models.tiling import LargeImagePolicy
@@ -118,6 +119,11 @@ class ManifestConfig(_Strict):
 
 class StorageConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)  # fsspec storage_options
+    # Transient errors (throttling, 5xx, resets, timeouts) of each read and write: attempts in all,
+    # capped exponential backoff with jitter (manifests/retry.py). Missing, forbidden: never retried.
+    attempts: int = Field(5, ge=1)
+    backoff_s: float = Field(0.5, ge=0)
+    backoff_cap_s: float = Field(20.0, ge=0)
 
 
 class PipelineConfig(_Strict):
@@ -225,6 +231,7 @@ class PipelineConfig(_Strict):
             keep_intermediates=self.keep_intermediates,
             provenance_flush_rows=self.provenance.flush_rows,
             provenance_flush_seconds=self.provenance.flush_seconds,
+            retry=RetryPolicy(self.storage.attempts, self.storage.backoff_s, self.storage.backoff_cap_s),
         )
 
 

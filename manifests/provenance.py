@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from patina.manifests.retry import RetryPolicy, retrying
 from patina.manifests.storage import atomic_write, filesystem, join_uri
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class ProvenanceWriter:
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         uri = join_uri(self.folder, f"part-{len(self.parts):05d}.parquet")
-        atomic_write(uri, sink.getvalue(), self.storage_options)
+        retrying(lambda: atomic_write(uri, sink.getvalue(), self.storage_options), RetryPolicy(), f"write {uri}")
         self.parts.append(uri)
         self.rows_written += table.num_rows
         log.debug("committed %d provenance rows to %s", table.num_rows, uri)
