@@ -8,6 +8,7 @@ live run; 1 the run itself broke.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -217,6 +218,7 @@ def plan_command(args: argparse.Namespace) -> int:
     apply_defaults()
     from patina.actors.planning import plan_run
     from patina.flows.config import ConfigError, load_config
+    from patina.flows.credentials import storage_options
     from patina.flows.restore import new_run_id
     from patina.manifests.items import ManifestError
     from patina.manifests.readers import read_manifest
@@ -224,8 +226,10 @@ def plan_command(args: argparse.Namespace) -> int:
     output = _uri(args.output)
     try:
         config = load_config(args.config)
-        items = read_manifest(args.manifest, config.storage.options, config.manifest.columns)
-        planned = plan_run(items, config.run_settings(new_run_id(), output))
+        options = storage_options(config)
+        items = read_manifest(args.manifest, options, config.manifest.columns)
+        settings = dataclasses.replace(config.run_settings(new_run_id(), output), storage_options=options)
+        planned = plan_run(items, settings)
     except (ManifestError, ConfigError) as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -255,6 +259,7 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from patina.flows import progress
+    from patina.flows.credentials import storage_options
     from patina.flows.restore import new_run_id, restore_collection
     from patina.flows.run_log import run_log
     from patina.manifests.run_lock import RunLocked
@@ -263,7 +268,7 @@ def run_command(args: argparse.Namespace) -> int:
     output, run_id = _uri(args.output), new_run_id()
     try:
         with (
-            run_log(output, run_id, verbose=args.verbose, storage_options=config.storage.options) as console,
+            run_log(output, run_id, verbose=args.verbose, storage_options=storage_options(config)) as console,
             progress.terminal_reporter(console) as reporter,
             progress.reporting(reporter),
         ):

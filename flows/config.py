@@ -117,13 +117,42 @@ class ManifestConfig(_Strict):
         return columns
 
 
+CREDENTIAL_KEYS = frozenset(
+    {"key", "secret", "token", "password", "session_token", "client_secret", "account_key", "sas_token",
+     "connection_string", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+)  # fmt: skip
+"""fsspec storage options that hold credentials: refused in a config (it travels as a flow-run parameter)."""
+
+
+def _credentials_in(options: Any, where: str = "storage.options") -> list[str]:
+    if isinstance(options, dict):
+        found = [f"{where}.{k}" for k, v in options.items() if str(k).lower() in CREDENTIAL_KEYS and v]
+        return found + [p for k, v in options.items() for p in _credentials_in(v, f"{where}.{k}")]
+    return []
+
+
 class StorageConfig(_Strict):
-    options: dict[str, Any] = Field(default_factory=dict)  # fsspec storage_options
+    options: dict[str, Any] = Field(default_factory=dict)  # fsspec storage_options, no credentials
+    # A Prefect Secret block whose value is a JSON object of credential options ({"key": ..., "secret": ...}),
+    # merged into `options` at run time; its value never travels as a parameter (flows/credentials.py).
+    secret_block: str | None = Field(None, min_length=1)
     # Transient errors (throttling, 5xx, resets, timeouts) of each read and write: attempts in all,
     # capped exponential backoff with jitter (manifests/retry.py). Missing, forbidden: never retried.
     attempts: int = Field(5, ge=1)
     backoff_s: float = Field(0.5, ge=0)
     backoff_cap_s: float = Field(20.0, ge=0)
+
+    @field_validator("options")
+    @classmethod
+    def _no_credentials(cls, options: dict[str, Any]) -> dict[str, Any]:
+        if found := _credentials_in(options):
+            raise ValueError(
+                f"credentials in the config ({', '.join(found)}): a config travels with every flow run as a "
+                "parameter, stored in Prefect's database and shown in its UI. Give them through the environment "
+                '(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), an AWS profile (options.profile = "archive"), or a '
+                'Prefect Secret block holding them as JSON: [storage] secret_block = "archive-s3"'
+            )
+        return options
 
 
 class PipelineConfig(_Strict):

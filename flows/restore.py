@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from patina.actors.planning import plan_run
 from patina.actors.settings import RunSettings
 from patina.flows import progress
 from patina.flows.config import ConfigError, PipelineConfig
+from patina.flows.credentials import storage_options, with_secret
 from patina.flows.report import write_report
 from patina.manifests.items import Item
 from patina.manifests.planner import Plan, describe_counts
@@ -33,15 +35,17 @@ def new_run_id() -> str:
 
 
 @task(name="load-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load_manifest(manifest_uri: str, storage_options: dict[str, Any], columns: dict[str, str]) -> list[Item]:
-    items = read_manifest(manifest_uri, storage_options, columns)
+def load_manifest(
+    manifest_uri: str, storage_options: dict[str, Any], columns: dict[str, str], secret_block: str | None
+) -> list[Item]:
+    items = read_manifest(manifest_uri, with_secret(storage_options, secret_block), columns)
     get_run_logger().info("manifest %s: %d items", manifest_uri, len(items))
     return items
 
 
 @task(name="plan-items", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def plan_items(items: list[Item], settings: RunSettings) -> Plan:
-    planned = plan_run(items, settings)
+def plan_items(items: list[Item], settings: RunSettings, secret_block: str | None) -> Plan:
+    planned = plan_run(items, _with_secret(settings, secret_block))
     get_run_logger().info("plan: %s", planned.counts())
     log.info("plan: %s", describe_counts(planned.counts()))
     return planned
@@ -54,14 +58,23 @@ def restore_items(
     ray_address: str | None,
     num_cpus: int | None,
     resume: dict[str, tuple[int, str]] | None = None,
+    secret_block: str | None = None,
 ) -> RunSummary:
     with ray_session(ray_address, num_cpus):
+        settings = _with_secret(settings, secret_block)
         return run_pipeline(items, settings, progress=progress.current(), resume=resume)
 
 
 @task(name="write-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def report_items(output: str, run_id: str, storage_options: dict[str, Any]) -> str:
-    return write_report(output, run_id, storage_options)
+def report_items(output: str, run_id: str, storage_options: dict[str, Any], secret_block: str | None) -> str:
+    return write_report(output, run_id, with_secret(storage_options, secret_block))
+
+
+def _with_secret(settings: RunSettings, secret_block: str | None) -> RunSettings:
+    """Settings with the Secret block's credentials: made inside each task, so no task parameter holds them."""
+    if secret_block is None:
+        return settings
+    return dataclasses.replace(settings, storage_options=with_secret(settings.storage_options, secret_block))
 
 
 def _artifact(summary: RunSummary) -> str:
@@ -104,26 +117,28 @@ def restore_collection(
         config = config.with_models(models)
     run_id = run_id or new_run_id()
     settings = config.run_settings(run_id, output)
-    items = load_manifest(manifest, config.storage.options, config.manifest.columns)
+    secret = config.storage.secret_block  # its name travels; its value is read inside each task
+    items = load_manifest(manifest, config.storage.options, config.manifest.columns, secret)
     try:
         check_output_location(output, [item.source_uri for item in items])
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     planned = None
-    with run_lock(output, run_id, config.storage.options):  # one run at a time per output: plan to report
+    with run_lock(output, run_id, storage_options(config)):  # one run at a time per output: plan to report
         if not everything:
-            planned = plan_items(items, settings)
+            planned = plan_items(items, settings, secret)
             items = [item for item in items if item.item_id in planned.to_run]
         if items:
             resume = planned.resume if planned is not None else None
-            summary = restore_items(items, settings, ray_address or config.ray.address, config.ray.num_cpus, resume)
+            address = ray_address or config.ray.address
+            summary = restore_items(items, settings, address, config.ray.num_cpus, resume, secret)
         else:
             summary = RunSummary(run_id, output, provenance_uri(output))
         if planned is not None:
             summary.plan = planned.counts()
         if summary.total:
             try:
-                summary.report_uri = report_items(output, run_id, config.storage.options)
+                summary.report_uri = report_items(output, run_id, config.storage.options, secret)
             except Exception as exc:  # noqa: BLE001 - a report that cannot be written never fails the run
                 get_run_logger().warning("no report for run %s: %s", run_id, exc)
     create_markdown_artifact(_artifact(summary), key="patina-run", description=f"patina run {run_id}")

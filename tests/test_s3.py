@@ -1,6 +1,7 @@
 """Masters, manifest, derivatives and provenance on a real S3 endpoint (moto's server on loopback)."""
 
 import hashlib
+import json
 
 import boto3
 import pytest
@@ -84,3 +85,60 @@ def test_cli_takes_s3_endpoint_and_credentials_from_aws_variables(s3_endpoint, c
     run_id = __import__("json").loads(done.stdout)["run_id"]
     log = s3.get_object(Bucket="archive", Key=f"derivatives/_logs/{run_id}.log")["Body"].read().decode()
     assert "streaming_executor" in log and "Beginning flow run" in log  # the run's log, uploaded at its end
+
+
+def test_credentials_in_the_config_are_refused_naming_the_ways_to_give_them():
+    from patina.flows.config import ConfigError
+
+    for options in ({"key": "AKIA", "secret": "s3cr3t"}, {"client_kwargs": {"aws_secret_access_key": "s3cr3t"}}):
+        with pytest.raises(ConfigError, match=r"credentials in the config \(storage\.options\..*secret_block"):
+            parse_config({"storage": {"options": options}}, "pipeline.toml")
+    parse_config({"storage": {"options": {"profile": "archive", "client_kwargs": {"endpoint_url": "http://x"}}}})
+
+
+@pytest.mark.slow
+def test_credentials_from_a_prefect_secret_block_are_used_and_stored_nowhere(s3_endpoint, collection, tmp_path):
+    """A run on S3 whose only credentials are a Secret block's; afterwards the secret is in no output,
+    log, report, PREMIS export or Prefect's database (where every flow-run parameter is kept)."""
+    import os
+    import subprocess
+    import sys
+
+    secret = "pl4nted-s3cr3t-" + os.urandom(4).hex()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PREFECT_API_URL", "RAY_ADDRESS"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=s3_endpoint)
+    s3 = boto3.client(
+        "s3", endpoint_url=s3_endpoint, aws_access_key_id="k", aws_secret_access_key="x", region_name="us-east-1"
+    )
+    s3.create_bucket(Bucket="archive")
+    for path in collection.parent.iterdir():
+        s3.upload_file(str(path), "archive", f"masters/{path.name}")
+    value = {"key": "k", "secret": secret}
+    save = f"from prefect.blocks.system import Secret; Secret(value={value!r}).save('archive-s3')"
+    subprocess.run([sys.executable, "-c", save], env=env, check=True, capture_output=True, timeout=300)
+    config = tmp_path / "pipeline.toml"
+    config.write_text('stages = ["assess"]\n[storage]\nsecret_block = "archive-s3"\n')
+    out = "s3://archive/derivatives"
+    cli = [sys.executable, "-m", "patina.flows.cli"]
+    done = subprocess.run(
+        [*cli, "run", "s3://archive/masters/manifest.csv", "-o", out, "-c", str(config), "--num-cpus", "2", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr  # partial: the collection's three bad items
+    summary = json.loads(done.stdout)
+    assert summary["succeeded"] == 4  # read and written with the block's credentials only
+    export = subprocess.run(
+        [*cli, "provenance", "export", out], capture_output=True, text=True, env={**env, "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": secret}, timeout=120,
+    )  # fmt: skip
+    assert export.returncode == 0 and "premis" in export.stdout
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="archive", Prefix="derivatives/")["Contents"]]
+    assert any(k.startswith("derivatives/_logs/") for k in keys) and any("_reports/" in k for k in keys)
+    for key in keys:
+        assert secret.encode() not in s3.get_object(Bucket="archive", Key=key)["Body"].read(), key
+    for text in (done.stdout, done.stderr, export.stdout):
+        assert secret not in text
+    stored = [p for p in (tmp_path / "prefect").rglob("*") if p.is_file()]
+    assert any(p.name.endswith(".db") for p in stored)
+    for path in stored:
+        assert secret.encode() not in path.read_bytes(), path
