@@ -2,7 +2,8 @@
 
 Locally the lock is an exclusive ``flock`` on ``OUT/_lock``: the kernel releases it when the
 holder's process ends, however it ends, so a holder killed with ``kill -9`` never blocks the
-next run (which notes that it took over). On an object store the lock is an object created
+next run (which notes that it took over). A run that finishes removes the file, so an output
+at rest holds none. On an object store the lock is an object created
 with a conditional write (``If-None-Match: *``), so two hosts cannot both create it; its holder
 renews it every ``heartbeat_s`` seconds, and a lock not renewed for ``stale_s`` seconds belongs
 to a dead run: it is taken over by a write conditional on its ETag (``If-Match``), so only one
@@ -73,23 +74,42 @@ def run_lock(output_uri: str, run_id: str, storage_options: dict | None = None) 
 @contextlib.contextmanager
 def _local_lock(folder: Path, output_uri: str, holder: dict[str, Any]) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    path = folder / LOCK_NAME
+    fd = _locked(path, output_uri)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _refused(output_uri, _parse(os.pread(fd, 65536, 0))) from None
         previous = _parse(os.pread(fd, 65536, 0))
-        if previous:  # a holder leaves the file empty when it finishes: this one died
+        if previous:  # a holder that finishes removes the file: this one died
             log.warning("took over %s from %s, which is no longer running", output_uri, _describe(previous))
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            os.unlink(path)  # still holding it: nobody can hold this file now, a newcomer makes a new one
     finally:
         os.close(fd)  # releases the flock
+
+
+def _locked(path: Path, output_uri: str) -> int:
+    """An open descriptor of ``path`` holding its exclusive flock, or :class:`RunLocked`.
+
+    A holder removes the file as it finishes, so a descriptor locked after that removal locks
+    a file nobody else will open: then the file at ``path`` (a new one) is tried again.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _parse(os.pread(fd, 65536, 0))
+            os.close(fd)
+            raise _refused(output_uri, holder) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def _parse(data: bytes) -> dict[str, Any]:

@@ -56,6 +56,7 @@ def test_a_live_holder_refuses_others_and_a_killed_one_is_taken_over(tmp_path, c
     with run_lock(out, "RUN-E"):  # a clean finish leaves nothing to take over
         pass
     assert caplog.text.count("took over") == 1
+    assert not (tmp_path / "out" / "_lock").exists()  # an output at rest holds no lock file
 
 
 def test_on_s3_the_lock_is_a_conditional_write_renewed_until_its_holder_dies(s3_endpoint, monkeypatch, caplog):

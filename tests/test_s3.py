@@ -1,5 +1,6 @@
 """Masters, manifest, derivatives and provenance on a real S3 endpoint (moto's server on loopback)."""
 
+import dataclasses
 import hashlib
 import json
 
@@ -22,12 +23,14 @@ def test_collection_on_s3_round_trips(ray_local, s3_endpoint, collection):
     for path in collection.parent.iterdir():
         s3.upload_file(str(path), "masters", f"coll/{path.name}")
     masters_before = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket="masters")["Contents"]}
-    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": s3_endpoint}}
-    config = parse_config({"storage": {"options": options}})
+    config = parse_config({"storage": {"options": {"client_kwargs": {"endpoint_url": s3_endpoint}}}})
+    # credentials join the options at run time only (flows/credentials.py): never in the config
+    options = {**config.storage.options, "key": "k", "secret": "s"}
+    settings = dataclasses.replace(config.run_settings("run-s3", "s3://derivatives/out"), storage_options=options)
 
     items = read_manifest("s3://masters/coll/manifest.csv", options)
     assert items[0].source_uri == "s3://masters/coll/scan-0.jpg"  # resolved against the manifest
-    summary = run_pipeline(items, config.run_settings("run-s3", "s3://derivatives/out"))
+    summary = run_pipeline(items, settings)
     assert (summary.succeeded, summary.failed) == (4, 3)
 
     table = read_provenance("s3://derivatives/out", options)
