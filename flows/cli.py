@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     iiif.add_argument("--run", help="only the derivatives this run wrote (default: every item's latest)")
     iiif.add_argument("--image-service", help="IIIF Image API 3 service serving the derivatives by key (else static)")
     iiif.add_argument("--label", help="the manifest's label (default: the collections named in the manifest)")
+    prune = commands.add_parser("prune", help="remove kept intermediates no current chain key needs")
+    prune.add_argument("output", help="output URI holding _intermediates/ and _provenance/")
+    prune.add_argument("--keep-runs", type=int, default=1, help="keep what each item's last N runs recorded (1)")
+    prune.add_argument("--older-than", type=float, metavar="DAYS", help="only intermediates untouched this long")
+    prune.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
     models_command.add_parser(commands)
     train_command.add_parser(commands)
     return parser
@@ -102,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return report_command(args)
     if args.command == "iiif":
         return iiif_command(args)
+    if args.command == "prune":
+        return prune_command(args)
     if args.command == "models":
         return models_command.models_command(args)
     if args.command == "train":
@@ -176,6 +183,30 @@ def export_command(args: argparse.Namespace) -> int:
         atomic_write(os.path.abspath(args.to), document)
     else:
         sys.stdout.write(document.decode())
+    return EXIT_OK
+
+
+def prune_command(args: argparse.Namespace) -> int:
+    """``patina prune``: kept intermediates that no current chain key needs go; never a derivative or provenance."""
+    from patina.actors.intermediates import prune_intermediates
+    from patina.flows.restore import new_run_id
+    from patina.manifests.run_lock import RunLocked, run_lock
+
+    if args.keep_runs < 1:
+        print("patina: --keep-runs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    output = _uri(args.output)
+    older = args.older_than * 86400 if args.older_than is not None else None
+    try:
+        with run_lock(output, f"prune-{new_run_id()}"):  # a live run's new intermediates are not logged yet
+            removed, freed = prune_intermediates(output, args.keep_runs, older, args.dry_run)
+    except RunLocked as exc:
+        print(f"patina: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    verb = "would remove" if args.dry_run else "removed"
+    for uri in removed if args.dry_run else []:
+        print(uri)
+    print(f"{verb} {len(removed)} kept intermediate(s), {freed / 2**20:.1f} MiB")
     return EXIT_OK
 
 

@@ -145,6 +145,22 @@ def test_kept_intermediates_let_an_upgrade_run_exactly_the_affected_steps(prefec
     assert reused["reason"] == "reused from a kept intermediate" and "kind" in reused
     assert sorted(_plan(manifest, out, upgraded).unchanged) == ["item/0", "item/1", "item/2"]
 
+    # Pruning: the first run's enhance results (and nothing else) are needed by no current chain key
+    from patina.flows.cli import main
+
+    kept = sorted((out / "_intermediates").rglob("*.npz"))
+    outputs = sorted(p for p in out.rglob("*") if p.is_file() and "_intermediates" not in p.parts)
+    assert main(["prune", str(out), "--keep-runs", "2"]) == 0 and sorted(out.rglob("*.npz")) == kept
+    assert main(["prune", str(out), "--older-than", "1"]) == 0 and sorted(out.rglob("*.npz")) == kept  # all fresh
+    assert main(["prune", str(out), "--dry-run"]) == 0 and sorted(out.rglob("*.npz")) == kept
+    assert main(["prune", str(out)]) == 0
+    left = sorted((out / "_intermediates").rglob("*.npz"))
+    assert len(kept) - len(left) == 3  # one per item: the old enhance result
+    current = {r["chain_key"] for r in table.to_pylist() if r["run_id"] == second["run_id"] and r["chain_key"]}
+    assert {p.stem for p in left} <= current
+    assert sorted(p for p in out.rglob("*") if p.is_file() and "_intermediates" not in p.parts) == outputs
+    assert sorted(_plan(manifest, out, upgraded).unchanged) == ["item/0", "item/1", "item/2"]  # still done
+
     # The same upgrade computed from the masters gives the same pixels (to 16-bit precision).
     fresh = tmp_path / "fresh"
     _run(manifest, fresh, upgraded)

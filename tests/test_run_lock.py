@@ -125,3 +125,17 @@ def test_a_second_patina_run_into_a_held_output_exits_2_naming_the_holder(collec
     assert done.returncode == 2, done.stderr
     assert "is being written by run RUN-A (host" in done.stderr and f"pid {holder.pid}" in done.stderr
     assert not (out / "_provenance").exists()  # nothing was planned or run
+
+
+def test_prune_waits_for_no_run_it_refuses_while_one_holds_the_output(tmp_path, capsys):
+    from patina.flows.cli import main
+
+    out = str(tmp_path / "out")
+    holder = _holder(out)
+    try:
+        assert main(["prune", out]) == 2
+        assert "is being written by run RUN-A" in capsys.readouterr().err
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert main(["prune", out]) == 0 and "removed 0 kept intermediate(s)" in capsys.readouterr().out
