@@ -29,7 +29,6 @@ from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
 from patina.manifests.provenance import ProvenanceWriter, canonical_json, provenance_uri
 from patina.manifests.storage import remove_temporaries
-from patina.models.faces import YUNET_ONNX, detector_backend
 from patina.models.registry import entry
 from patina.models.weights import WeightsError, pull
 
@@ -140,10 +139,8 @@ def fetch_weights(settings: RunSettings) -> None:
     failing every actor of the stage. Actors on other nodes fetch into their own cache the same way.
     """
     for stage in settings.stages:
-        specs = [entry(stage.model_id).spec]
-        if stage.stage == "faces" and detector_backend() == "opencv":
-            specs.append(YUNET_ONNX)  # the face detector's own weights (models/faces.py)
-        for spec in specs:
+        registered = entry(stage.model_id)
+        for spec in (registered.spec, *registered.implementation.auxiliary_weights()):
             if spec.weights_uri is None:
                 continue
             try:
@@ -217,7 +214,7 @@ def build_dataset(
                 "checksum": ":".join(it.checksum) if it.checksum else "",
                 "resume_index": index,  # > 0: start at this step from the kept intermediate
                 "resume_uri": intermediate_uri(settings.output_uri, key) if key else "",
-                "descriptive": canonical_json(it.descriptive()) if it.descriptive() else "",
+                "descriptive": canonical_json(described) if (described := it.descriptive()) else "",
             }
         )
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))

@@ -15,7 +15,15 @@ import numpy as np
 
 from patina.models.chroma import flip_confidence, gate_chroma, guided_chroma
 from patina.models.classical import ToneParams, ToneStage, nothing_to_fill
-from patina.models.faces import alignment, crop_face, detect_faces, detector_version, paste_face
+from patina.models.faces import (
+    YUNET_ONNX,
+    alignment,
+    crop_face,
+    detect_faces,
+    detector_backend,
+    detector_version,
+    paste_face,
+)
 from patina.models.image import decode_ab, lab_ab, luminance, with_ab
 from patina.models.spec import ModelSpec
 from patina.models.specks import drop_large_regions
@@ -120,6 +128,11 @@ class FaceRestoreStage(NetworkStage):
 
     stage = "faces"
     params_type = FaceParams
+
+    @classmethod
+    def auxiliary_weights(cls) -> tuple[ModelSpec, ...]:
+        """The face detector's ONNX where OpenCV runs it (yuface has its weights built in)."""
+        return (YUNET_ONNX,) if detector_backend() == "opencv" else ()
 
     def process(self, item: StageInput) -> StageOutput:
         p = self.params

@@ -72,6 +72,11 @@ class Stage:
         self.spec = spec
         self.params = params
 
+    @classmethod
+    def auxiliary_weights(cls) -> tuple[ModelSpec, ...]:
+        """Weights the stage needs beside its model's own (fetched by the driver before actors start)."""
+        return ()
+
     def tile_halo(self) -> int | None:
         """Context pixels a tile needs on each side, or None when the stage needs the whole image."""
         return None

