@@ -18,7 +18,7 @@ from patina import __version__
 from patina.actors.intermediates import load_intermediate
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, encode_mask
 from patina.actors.settings import RunSettings
-from patina.manifests.provenance import canonical_json, source_chain_key
+from patina.manifests.provenance import canonical_json, described, source_chain_key
 from patina.manifests.retry import is_transient, retrying
 from patina.manifests.storage import atomic_write, join_uri, output_key, read_bytes, source_stamp
 from patina.models.codecs import OUTPUT_FORMATS, decode_image, encode_image, output_format
@@ -49,7 +49,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
             log.warning("item %s: kept intermediate unusable (%s); reading the master", row["item_id"], exc)
     state = ItemState()
     started = time.time()
-    described = row.get("descriptive") or None
+    descriptive = row.get("descriptive") or None
     out = dict(row, image=EMPTY_PIXELS, mask=b"", exif=b"")
     attempts = 0
     try:
@@ -59,7 +59,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         state.chain_key = source_chain_key(state.source_sha256)
         decoded = decode_image(data, settings.max_pixels)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row
-        state.record(row, step, "failed", started, time.time() - started, error=exc, descriptive=described)
+        state.record(row, step, "failed", started, time.time() - started, error=exc, descriptive=descriptive)
     else:
         meta = decoded.metadata
         state.source_format, state.bit_depth = decoded.format, decoded.bit_depth
@@ -79,7 +79,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
             "source_stamp": source_stamp(row["source_uri"], settings.storage_options),
             "attempts": attempts,
         }
-        state.record(row, step, "ok", started, time.time() - started, decisions, descriptive=described)
+        state.record(row, step, "ok", started, time.time() - started, decisions, descriptive=descriptive)
     out["state"] = state.to_json()
     return out
 
@@ -98,9 +98,13 @@ def _resume(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         decisions = json.loads(record["decisions"] or "{}")
         if record["stage"] == "read":  # today's descriptive fields: the manifest may have been edited since
             decisions["resumed_from"] = row["resume_uri"]
-            described = row.get("descriptive") or None
             state.records.append(
-                dict(record, decisions=canonical_json(decisions), started_at=now, descriptive=described)
+                dict(
+                    record,
+                    decisions=canonical_json(decisions),
+                    started_at=now,
+                    descriptive=row.get("descriptive") or None,
+                )
             )
         else:
             reused = {**decisions, "reason": "reused from a kept intermediate", "intermediate": row["resume_uri"]}
@@ -151,7 +155,6 @@ def output_metadata(row: dict[str, Any], state: ItemState, settings: RunSettings
         for r in state.records
         if r["stage"] not in ("read", "write")
     ]
-    described = next((r.get("descriptive") for r in state.records if r["stage"] == "read"), None)
     xmp = xmp_packet(
         f"patina {__version__}",
         settings.run_id,
@@ -159,7 +162,7 @@ def output_metadata(row: dict[str, Any], state: ItemState, settings: RunSettings
         state.source_sha256,
         steps,
         state.date_taken,
-        descriptive=json.loads(described) if described else None,
+        descriptive=described(state.records),
     )
     return OutputMetadata(bytes(row.get("exif") or b""), tuple(state.dpi) if state.dpi else None, xmp)
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pyarrow.compute as pc
 
-from patina.manifests.provenance import read_provenance
+from patina.manifests.provenance import described, read_provenance
 from patina.manifests.storage import atomic_write, join_uri, read_bytes
 from patina.models.codecs import decode_image
 from patina.models.image import transport_to_pixels
@@ -94,7 +94,7 @@ def render(run_id: str, rows: list[dict[str, Any]], storage_options: dict | None
             if any(r["stage"] == stage and r["status"] == "ok" for r in rows)
         ),
         "<h2>Rights</h2>",
-        _rights({item_id: _described(item_rows) for item_id, item_rows in items.items()}),
+        _rights({item_id: described(item_rows) for item_id, item_rows in items.items()}),
         "<h2>Steps</h2>",
         _timings(rows),
         "<h2>Decisions</h2>",
@@ -152,12 +152,6 @@ def _decisions(rows: list[dict[str, Any]]) -> str:
     return "".join([*out, "</table>"])
 
 
-def _described(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """An item's descriptive fields (title, date, creator, rights, collection), from its read row."""
-    read = next((r for r in rows if r["stage"] == "read" and r.get("descriptive")), None)
-    return json.loads(read["descriptive"]) if read else {}
-
-
 def _link_or_text(value: str) -> str:
     e = html.escape
     return f"<a href='{e(value)}'>{e(value)}</a>" if value.startswith(("http://", "https://")) else e(value)
@@ -173,9 +167,9 @@ def _caption(fields: dict[str, str]) -> str:
     return f"<p class='meta'>{' · '.join(parts)}</p>" if parts else ""
 
 
-def _rights(described: dict[str, dict[str, str]]) -> str:
+def _rights(by_item: dict[str, dict[str, str]]) -> str:
     """How many items of the run carry each rights statement (and how many none)."""
-    counts = Counter(fields.get("rights", "") for fields in described.values())
+    counts = Counter(fields.get("rights", "") for fields in by_item.values())
     out = ["<table><tr><th>rights statement</th><th>items</th></tr>"]
     for statement, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         text = _link_or_text(statement) if statement else "<i>none in the manifest</i>"
@@ -202,7 +196,7 @@ def _pair(item_id: str, rows: list[dict[str, Any]], flagged: bool, storage_optio
         for label, src in zip(("before", "after"), images, strict=True)
     )
     note = "".join(f"<p class='flag'>{html.escape(w)}</p>" for w in _warnings(rows)) if flagged else ""
-    caption = _caption(_described(rows))
+    caption = _caption(described(rows))
     return f"<div class='pair'><p><b>{html.escape(item_id)}</b></p>{caption}{cells}{note}</div>"
 
 

@@ -13,11 +13,12 @@ Spec: https://iiif.io/api/presentation/3.0/
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
+
+from patina.manifests.provenance import described
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".webp": "image/webp"}
@@ -54,7 +55,6 @@ def latest_derivatives(rows: Iterable[dict[str, Any]], run_id: str | None = None
         write = next((r for r in item_rows if r["stage"] == "write" and r["status"] == "ok"), None)
         if write is None:
             continue
-        read = next((r for r in item_rows if r["stage"] == "read"), {})
         steps = sorted((r for r in item_rows if r["stage"] not in ("read", "write")), key=lambda r: r["stage_index"])
         latest[item_id] = {
             "item_id": item_id,
@@ -62,7 +62,7 @@ def latest_derivatives(rows: Iterable[dict[str, Any]], run_id: str | None = None
             "source_uri": write["source_uri"],
             "run_id": run,
             "steps": [f"{r['stage']}: {r['model_id']}" for r in steps if r["status"] == "ok"],
-            "descriptive": json.loads(read.get("descriptive") or "{}"),
+            "descriptive": described(item_rows),
         }
     return [latest[k] for k in sorted(latest)]
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from patina.manifests.provenance import described
+
 PREMIS = "http://www.loc.gov/premis/v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SCHEMA_LOCATION = f"{PREMIS} https://www.loc.gov/standards/premis/v3/premis.xsd"
@@ -72,15 +74,15 @@ def _object(
     media_type: str,
     source: str | None,
     event: str | None,
-    described: dict[str, str],
+    properties: dict[str, str],
 ) -> None:
     obj = _el(root, "object", **{f"{{{XSI}}}type": "premis:file"})
     _identifier(obj, "objectIdentifier", "URI", uri)
     for name in SIGNIFICANT:
-        if described.get(name):
+        if properties.get(name):
             prop = _el(obj, "significantProperties")
             _el(prop, "significantPropertiesType", name)
-            _el(prop, "significantPropertiesValue", described[name])
+            _el(prop, "significantPropertiesValue", properties[name])
     chars = _el(obj, "objectCharacteristics")
     _el(chars, "compositionLevel", "0")
     if sha256:
@@ -96,8 +98,8 @@ def _object(
         _identifier(relation, "relatedObjectIdentifier", "URI", source)
         if event is not None:
             _identifier(relation, "relatedEventIdentifier", "local", event)
-    if described.get("rights"):
-        _identifier(obj, "linkingRightsStatementIdentifier", "local", rights_id(described["rights"]))
+    if properties.get("rights"):
+        _identifier(obj, "linkingRightsStatementIdentifier", "local", rights_id(properties["rights"]))
 
 
 def event_id(row: dict[str, Any]) -> str:
@@ -125,10 +127,10 @@ def _objects(root: ET.Element, rows: list[dict[str, Any]]) -> dict[str, list[str
     """Master and derivative objects; returns ``{rights statement: [object URIs]}``."""
     masters: dict[str, tuple[str | None, str]] = {}
     derivatives: dict[str, tuple[str | None, str, str, str]] = {}
-    described: dict[tuple[str, str], dict[str, str]] = {}  # (run, item) -> its read row's descriptive fields
+    fields: dict[tuple[str, str], dict[str, str]] = {}  # (run, item) -> its read row's descriptive fields
     for row in rows:
-        if row["stage"] == "read" and row.get("descriptive"):
-            described[row["run_id"], row["item_id"]] = json.loads(row["descriptive"])
+        if row["stage"] == "read":
+            fields[row["run_id"], row["item_id"]] = described([row])
         if row["stage"] == "read" and row["status"] == "ok" and row["source_uri"]:
             fmt = json.loads(row["decisions"] or "{}").get("format", "")
             masters[row["source_uri"]] = (row["source_sha256"], MEDIA_TYPES.get(fmt, "application/octet-stream"))
@@ -138,11 +140,11 @@ def _objects(root: ET.Element, rows: list[dict[str, Any]]) -> dict[str, list[str
             derivatives[row["output_uri"]] = (row["output_sha256"], media, row["source_uri"], event_id(row))
     by_uri: dict[str, dict[str, str]] = {}
     for row in rows:  # each master and derivative takes the fields of the (latest) run that read it
-        fields = described.get((row["run_id"], row["item_id"]))
-        if fields and row["stage"] == "read" and row["source_uri"]:
-            by_uri[row["source_uri"]] = fields
-        if fields and row["stage"] == "write" and row["output_uri"]:
-            by_uri[row["output_uri"]] = fields
+        item = fields.get((row["run_id"], row["item_id"]))
+        if item and row["stage"] == "read" and row["source_uri"]:
+            by_uri[row["source_uri"]] = item
+        if item and row["stage"] == "write" and row["output_uri"]:
+            by_uri[row["output_uri"]] = item
     covered: dict[str, list[str]] = {}
     for uri, (sha, media) in masters.items():
         _object(root, uri, sha, media, None, None, by_uri.get(uri, {}))

@@ -107,6 +107,13 @@ def chain_key(previous: str, model_id: str, model_sha256: str | None, params: di
     return hashlib.sha256(f"{previous}\0{link}".encode()).hexdigest()
 
 
+def described(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """One item's descriptive fields (title, date, creator, rights, collection, IIIF links) from its
+    rows of one run: the ``descriptive`` JSON of its read row; ``{}`` when the manifest gave none."""
+    text = next((r.get("descriptive") for r in rows if r["stage"] == "read"), None)
+    return json.loads(text) if text else {}
+
+
 def provenance_uri(output_uri: str) -> str:
     return join_uri(output_uri, PROVENANCE_DIR)
 
