@@ -59,13 +59,11 @@ def load_intermediate(uri: str, storage_options: dict | None = None) -> dict[str
 
 def needed_keys(history: pa.Table, keep_runs: int = 1) -> set[str]:
     """Chain keys recorded by each item's latest ``keep_runs`` runs: the intermediates a rerun may resume from."""
+    rows = list(zip(*(history[c].to_pylist() for c in ("item_id", "run_id", "chain_key")), strict=True))
     runs: dict[str, set[str]] = {}
-    for item_id, run_id in zip(history["item_id"].to_pylist(), history["run_id"].to_pylist(), strict=True):
+    for item_id, run_id, _ in rows:
         runs.setdefault(item_id, set()).add(run_id)
     recent = {(item, run) for item, ids in runs.items() for run in sorted(ids)[-keep_runs:]}
-    rows = zip(
-        history["item_id"].to_pylist(), history["run_id"].to_pylist(), history["chain_key"].to_pylist(), strict=True
-    )
     return {key for item, run, key in rows if key and (item, run) in recent}
 
 

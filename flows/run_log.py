@@ -93,7 +93,7 @@ def run_log(
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
         own.addHandler(shown)
-    logging.getLogger("patina").info("log: %s", log_uri(output_uri, run_id))
+    own.info("log: %s", log_uri(output_uri, run_id))
     streams = contextlib.nullcontext() if verbose else _standard_streams_to(file_handler.stream.fileno())
     try:
         with streams:

@@ -153,7 +153,7 @@ def _create(fs: Any, key: str, holder: dict[str, Any]) -> str | None:
     """Create the lock object only if there is none (``If-None-Match: *``); its ETag, or None."""
     try:
         out = fs.pipe_file(key, json.dumps(holder).encode(), mode="create")
-    except (FileExistsError, OSError) as exc:
+    except OSError as exc:  # FileExistsError where s3fs recognises the failed condition
         if _exists(fs, key):
             return None
         raise exc
@@ -165,7 +165,7 @@ def _replace(fs: Any, key: str, holder: dict[str, Any], etag: str | None) -> str
     holder = dict(holder, renewed_at=datetime.now(UTC).isoformat(timespec="seconds"))
     try:
         out = fs.pipe_file(key, json.dumps(holder).encode(), IfMatch=etag) if etag else None
-    except (FileNotFoundError, PermissionError, OSError):
+    except OSError:  # the condition failed, or the object is gone
         return None
     return _etag(out, fs, key) if out is not None else None
 
