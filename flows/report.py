@@ -1,8 +1,9 @@
 """The run report: one static HTML file an archivist can open, mail or archive.
 
 Counts, step timings, what each stage decided, every failure with its message, and before/after
-thumbnails for a sample of the restored items and for every item flagged by a warning. Images
-are embedded (data URIs), so the file stands alone. Written atomically to
+thumbnails for a sample of the restored items and for every item flagged by a warning, and
+every face the faces stage changed, master beside derivative at full resolution with its identity
+distance. Images are embedded (data URIs), so the file stands alone. Written atomically to
 ``<output>/_reports/<run_id>.html``.
 """
 
@@ -34,6 +35,7 @@ STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 .pair{display:inline-block;margin:.5em;vertical-align:top}.pair img{max-width:256px;display:block}
+.face{display:inline-block;margin:.5em;vertical-align:top}.face img{height:192px;margin-right:2px}
 .failed{color:#a00}.flag{color:#a60}.warn{background:#fff4d6;border-left:4px solid #a60;padding:.5em}
 """
 
@@ -101,6 +103,7 @@ def render(run_id: str, rows: list[dict[str, Any]], storage_options: dict | None
         _decisions(rows),
         f"<h2>Failures ({len(failed)})</h2>",
         _failures(failed),
+        _faces(items, storage_options),
         f"<h2>Before and after ({len(shown)} of {len(restored)}: a sample and every flagged item)</h2>",
         *(_pair(item_id, items[item_id], item_id in flagged, storage_options) for item_id in shown),
         "</body></html>",
@@ -200,18 +203,76 @@ def _pair(item_id: str, rows: list[dict[str, Any]], flagged: bool, storage_optio
     return f"<div class='pair'><p><b>{html.escape(item_id)}</b></p>{caption}{cells}{note}</div>"
 
 
-def _thumbnail(uri: str, storage_options: dict | None) -> str | None:
-    """A JPEG data URI of the image at ``uri``, at most THUMBNAIL_PX on its long side."""
+def _faces(items: dict[str, list[dict[str, Any]]], storage_options: dict | None) -> str:
+    """Every face the faces stage changed: the master's and the derivative's pixels side by side."""
+    changed, kept = [], 0
+    for item_id, rows in sorted(items.items()):
+        stage = next((r for r in rows if r["stage"] == "faces" and r["status"] in ("ok", "skipped")), None)
+        write = next((r for r in rows if r["stage"] == "write" and r["status"] == "ok"), None)
+        if stage is None or write is None:
+            continue
+        decisions = json.loads(stage["decisions"] or "{}")
+        faces = decisions.get("faces", [])
+        kept += sum(f["strength"] == 0 for f in faces)
+        if any(f["strength"] > 0 for f in faces):
+            changed.append((item_id, write, decisions["image_size"], [f for f in faces if f["strength"] > 0]))
+    if not changed and not kept:
+        return ""
+    count = sum(len(faces) for *_, faces in changed)
+    parts = [
+        f"<h2>Faces ({count} changed, {kept} kept as they were)</h2>",
+        "<p>Each changed face: master | derivative, at full resolution; identity = distance of a face-recognition "
+        "embedding between the face before and after the stage (0.6: another person).</p>",
+    ]
+    for item_id, write, (width, height), faces in changed:
+        images = [_pixels(uri, storage_options) for uri in (write["source_uri"], write["output_uri"])]
+        for face in faces:
+            crops = [_face_crop(im, face["box"], width, height) if im is not None else None for im in images]
+            cells = "".join(
+                f"<img alt='{label}' src='{_data_uri(crop, '.png')}'>" if crop is not None else f"{label}: unreadable"
+                for label, crop in zip(("master", "derivative"), crops, strict=True)
+            )
+            parts.append(
+                f"<div class='face'>{cells}<p><b>{html.escape(item_id)}</b> · identity {face['identity_shift']:.2f}"
+                f" · blend {face['strength']:.2f}"
+                f" · sharpness {face['sharpness_in']:.3f} → {face['sharpness_out']:.3f}</p></div>"
+            )
+    return "".join(parts)
+
+
+def _face_crop(pixels: np.ndarray, box: list[int], width: int, height: int, margin: float = 0.3) -> np.ndarray:
+    """The face ``box`` (in the faces stage's ``width`` x ``height`` image) with a margin, from ``pixels``."""
+    fx, fy = pixels.shape[1] / width, pixels.shape[0] / height
+    x, y, w, h = box
+    x0, y0 = max(0, round((x - margin * w) * fx)), max(0, round((y - margin * h) * fy))
+    x1, y1 = round((x + (1 + margin) * w) * fx), round((y + (1 + margin) * h) * fy)
+    return pixels[y0:y1, x0:x1]
+
+
+def _pixels(uri: str, storage_options: dict | None) -> np.ndarray | None:
+    """The 8-bit RGB pixels of the image at ``uri``, or None (logged) when it cannot be read."""
     try:
         pixels = decode_image(read_bytes(uri, storage_options), max_pixels=10**9).pixels
     except (OSError, ValueError) as exc:
-        log.warning("report: no thumbnail for %s: %s", uri, exc)
+        log.warning("report: cannot show %s: %s", uri, exc)
         return None
-    if pixels.dtype == np.uint16:
-        pixels = transport_to_pixels(pixels, 8)
+    return transport_to_pixels(pixels, 8) if pixels.dtype == np.uint16 else pixels
+
+
+def _data_uri(pixels: np.ndarray, extension: str) -> str | None:
+    params = [cv2.IMWRITE_JPEG_QUALITY, 85] if extension == ".jpg" else []
+    ok, buffer = cv2.imencode(extension, np.ascontiguousarray(pixels[..., ::-1]), params)
+    kind = "jpeg" if extension == ".jpg" else extension.lstrip(".")
+    return f"data:image/{kind};base64,{base64.b64encode(buffer.tobytes()).decode()}" if ok else None
+
+
+def _thumbnail(uri: str, storage_options: dict | None) -> str | None:
+    """A JPEG data URI of the image at ``uri``, at most THUMBNAIL_PX on its long side."""
+    pixels = _pixels(uri, storage_options)
+    if pixels is None:
+        return None
     scale = THUMBNAIL_PX / max(pixels.shape[:2])
     if scale < 1:
         size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
         pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(pixels[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return f"data:image/jpeg;base64,{base64.b64encode(buffer.tobytes()).decode()}" if ok else None
+    return _data_uri(pixels, ".jpg")

