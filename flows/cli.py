@@ -293,7 +293,7 @@ def run_command(args: argparse.Namespace) -> int:
     from patina.flows.credentials import storage_options
     from patina.flows.restore import new_run_id, restore_collection
     from patina.flows.run_log import run_log
-    from patina.manifests.run_lock import RunLocked
+    from patina.manifests.run_lock import OutputNotWritable, RunLocked
 
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
     output, run_id = _uri(args.output), new_run_id()
@@ -307,6 +307,9 @@ def run_command(args: argparse.Namespace) -> int:
     except (ManifestError, ConfigError, RunLocked) as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OutputNotWritable as exc:  # nothing was attempted: every item is still to do
+        print(f"patina: {exc.strerror}; no item was attempted: free space or fix permissions, rerun", file=sys.stderr)
+        return EXIT_ALL_FAILED
     except Exception as exc:
         log.debug("run failed", exc_info=True)
         print(f"patina: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from rich.console import Console
 
+from patina.manifests.run_lock import OutputNotWritable
 from patina.manifests.storage import filesystem, is_local, join_uri
 
 LOGS_DIR = "_logs"
@@ -65,6 +66,25 @@ def _standard_streams_to(fd: int) -> Iterator[None]:
             os.close(copy)
 
 
+def _writable(folder: Path, name: str, output_uri: str) -> Path:
+    """``folder/name``, opened for appending once and synced: a full or read-only output fails here,
+    before any item is attempted, with :class:`OutputNotWritable` (the CLI's exit status 4)."""
+    path = folder / name
+    first = logging.makeLogRecord({"name": "patina", "levelname": "INFO", "levelno": logging.INFO, "msg": "log opened"})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as probe:
+            probe.write(logging.Formatter(FORMAT).format(first) + "\n")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            if path.stat().st_size == 0:
+                path.unlink()
+        raise OutputNotWritable(exc.errno, f"{output_uri}: cannot write the run's log: {exc.strerror}") from exc
+    return path
+
+
 @contextlib.contextmanager
 def run_log(
     output_uri: str, run_id: str, *, verbose: bool = False, storage_options: dict | None = None
@@ -78,8 +98,7 @@ def run_log(
     local = is_local(fs)
     scratch = None if local else tempfile.TemporaryDirectory(prefix="patina-log-")
     log_path = Path(path, LOGS_DIR) if local else Path(scratch.name)
-    log_path.mkdir(parents=True, exist_ok=True)
-    log_path /= f"{run_id}.log"
+    log_path = _writable(log_path, f"{run_id}.log", output_uri)
 
     terminal: TextIO = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
     console = Console(file=terminal)

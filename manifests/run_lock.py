@@ -39,6 +39,10 @@ class RunLocked(RuntimeError):
     """Another live run holds the output."""
 
 
+class OutputNotWritable(OSError):
+    """The output cannot be written at all (no space left, read-only): no item was attempted."""
+
+
 def _holder(run_id: str) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     return {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "started_at": now, "renewed_at": now}
@@ -73,15 +77,22 @@ def run_lock(output_uri: str, run_id: str, storage_options: dict | None = None) 
 
 @contextlib.contextmanager
 def _local_lock(folder: Path, output_uri: str, holder: dict[str, Any]) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    fd = _locked(path, output_uri)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = _locked(path, output_uri)
+    except PermissionError as exc:
+        raise OutputNotWritable(exc.errno, f"{output_uri}: cannot write the run lock: {exc.strerror}") from exc
     try:
         previous = _parse(os.pread(fd, 65536, 0))
         if previous:  # a holder that finishes removes the file: this one died
             log.warning("took over %s from %s, which is no longer running", output_uri, _describe(previous))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except OSError as exc:  # a full disk: the lock (one small file) is the first thing a run writes
+            os.unlink(path)
+            raise OutputNotWritable(exc.errno, f"{output_uri}: cannot write the run lock: {exc.strerror}") from exc
         try:
             yield
         finally:
