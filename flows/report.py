@@ -18,9 +18,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pyarrow.compute as pc
 
-from patina.manifests.provenance import described, read_provenance
+from patina.manifests.provenance import described, read_run, run_ids
 from patina.manifests.storage import atomic_write, join_uri, read_bytes
 from patina.models.codecs import decode_image
 from patina.models.image import transport_to_pixels
@@ -48,11 +47,11 @@ def write_report(
     output_uri: str, run_id: str | None = None, storage_options: dict | None = None, sample: int = 12
 ) -> str:
     """Build the report of ``run_id`` (default: the latest run) and write it; returns its URI."""
-    table = read_provenance(output_uri, storage_options)
-    if table.num_rows == 0:
+    runs = run_ids(output_uri, storage_options)
+    if not runs:
         raise ValueError(f"no provenance under {output_uri}")
-    run_id = run_id or max(table["run_id"].to_pylist())
-    rows = table.filter(pc.equal(table["run_id"], run_id)).to_pylist()
+    run_id = run_id or runs[-1]
+    rows = read_run(output_uri, run_id, storage_options).to_pylist()  # one run's folder, however long the history
     if not rows:
         raise ValueError(f"no run {run_id!r} under {output_uri}")
     uri = report_uri(output_uri, run_id)

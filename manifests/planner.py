@@ -1,6 +1,6 @@
 """The planner: what a run must do, from the manifest, the provenance log and the configured steps.
 
-Pure: items, a provenance table and the configured steps in, a :class:`Plan` out. An item is
+Pure: items, their latest attempts from the provenance log and the configured steps in, a :class:`Plan` out. An item is
 
 * ``new``: never processed into this output;
 * ``failed``: its last attempt failed (it is retried);
@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from patina.manifests.items import Item
-from patina.manifests.provenance import chain_key, source_chain_key
+from patina.manifests.provenance import next_key, source_chain_key, step_link
 
 StepIdentity = tuple[str, str, str | None, dict[str, Any]]  # (stage, model_id, model_sha256, params)
 
@@ -68,54 +68,75 @@ def describe_counts(counts: dict[str, Any]) -> str:
     )
 
 
-def last_attempts(history: pa.Table) -> dict[str, list[dict[str, Any]]]:
-    """Each item's rows from the latest run that processed it, in step order."""
-    if history.num_rows == 0:
-        return {}
-    latest = history.group_by("item_id").aggregate([("run_id", "max")])
-    keep = pa.table({"item_id": latest["item_id"], "run_id": latest["run_id_max"]})
-    rows = history.join(keep, ["item_id", "run_id"], join_type="inner").sort_by(
-        [("item_id", "ascending"), ("stage_index", "ascending")]
-    )
-    attempts: dict[str, list[dict[str, Any]]] = {}
-    columns = ["item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions"]
-    for row in rows.select(columns).to_pylist():
-        attempts.setdefault(row["item_id"], []).append(row)
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An item's latest attempt, as much of it as planning needs (one small object per item)."""
+
+    source_sha256: str | None  # of the master, as read
+    read_decisions: str | None  # JSON of the read step's decisions (format, source stamp)
+    steps: tuple[tuple[str, str], ...]  # (stage, chain key) of every step after the read, in order
+    finished: bool  # its last step is a successful write
+
+
+def last_attempts(latest: pa.Table) -> dict[str, Attempt]:
+    """Each item's :class:`Attempt` from the rows of its latest run
+    (:func:`~patina.manifests.provenance.read_latest_attempts`)."""
+    rows = latest.sort_by([("item_id", "ascending"), ("stage_index", "ascending")])
+    columns = [rows[name].to_pylist() for name in ("item_id", "stage", "status", "chain_key", "source_sha256")]
+    decisions = rows["decisions"]
+    attempts: dict[str, Attempt] = {}
+    start = 0
+    for end in range(1, rows.num_rows + 1):
+        if end < rows.num_rows and columns[0][end] == columns[0][start]:
+            continue
+        item_id, stages, statuses, keys, shas = (column[start:end] for column in columns)
+        attempts[item_id[0]] = Attempt(
+            source_sha256=shas[0],
+            read_decisions=decisions[start].as_py(),
+            steps=tuple(zip(stages[1:], keys[1:], strict=True)),
+            finished=stages[-1] == "write" and statuses[-1] == "ok",
+        )
+        start = end
     return attempts
 
 
 def plan(
     items: Sequence[Item],
-    history: pa.Table,
+    attempts: dict[str, Attempt],
     steps: Sequence[StepIdentity],
     write_step: Callable[[dict[str, Any]], StepIdentity],
     stamps: dict[str, str | None],
 ) -> Plan:
     """Classify every item (see the module docstring).
 
-    ``steps``: the configured stages' identities, in order; ``write_step(read_decisions)``:
-    the write step's identity for an item (its params depend on its format); ``stamps``: each item's
-    current source stamp (:func:`patina.manifests.storage.source_stamp`), None if unknown.
+    ``attempts``: each item's latest attempt (:func:`last_attempts`); ``steps``: the configured
+    stages' identities, in order; ``write_step(read_decisions)``: the write step's identity for
+    an item (its params depend on its format; return the same object for the same identity, its
+    link is computed once per object); ``stamps``: each item's current source stamp
+    (:func:`patina.manifests.storage.source_stamp`), None if unknown.
     """
     result = Plan()
-    attempts = last_attempts(history)
+    links = [(stage, step_link(*identity)) for stage, *identity in steps]
+    write_links: dict[int, tuple[StepIdentity, tuple[str, str]]] = {}
     for item in items:
-        rows = attempts.get(item.item_id)
-        if not rows:
+        attempt = attempts.get(item.item_id)
+        if attempt is None:
             result.new.append(item.item_id)
             continue
-        if rows[-1]["stage"] != "write" or rows[-1]["status"] != "ok":
+        if not attempt.finished:
             result.failed.append(item.item_id)
             continue
-        read = rows[0]
-        decisions = _json(read["decisions"])
-        sha = read["source_sha256"]
+        decisions = _json(attempt.read_decisions)
+        sha = attempt.source_sha256
         moved = stamps.get(item.item_id) is None or stamps[item.item_id] != decisions.get("source_stamp")
         if moved or (item.checksum and item.checksum[0] == "sha256" and item.checksum[1] != sha):
             result.source.append(item.item_id)
             continue
-        expected = _expected_keys(sha, [*steps, write_step(decisions)])
-        recorded = [(r["stage"], r["chain_key"]) for r in rows[1:]]
+        write = write_step(decisions)
+        if id(write) not in write_links or write_links[id(write)][0] is not write:
+            write_links[id(write)] = (write, (write[0], step_link(*write[1:])))
+        expected = _expected_keys(sha, [*links, write_links[id(write)][1]])
+        recorded = attempt.steps
         mismatch = [k for k, step in enumerate(expected) if k >= len(recorded) or recorded[k] != step]
         if not mismatch and len(recorded) == len(expected):
             result.unchanged.append(item.item_id)
@@ -129,10 +150,10 @@ def plan(
     return result
 
 
-def _expected_keys(source_sha256: str, steps: Sequence[StepIdentity]) -> list[tuple[str, str]]:
+def _expected_keys(source_sha256: str, links: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     key, out = source_chain_key(source_sha256), []
-    for stage, model_id, sha, params in steps:
-        key = chain_key(key, model_id, sha, params)
+    for stage, link in links:
+        key = next_key(key, link)
         out.append((stage, key))
     return out
 

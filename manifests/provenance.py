@@ -45,6 +45,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -103,7 +104,16 @@ def chain_key(previous: str, model_id: str, model_sha256: str | None, params: di
     far, its model id, weights sha256 and parameters. Changing one stage changes its key and
     every key after it, and none before.
     """
-    link = canonical_json({"model_id": model_id, "model_sha256": model_sha256, "params": params})
+    return next_key(previous, step_link(model_id, model_sha256, params))
+
+
+def step_link(model_id: str, model_sha256: str | None, params: dict[str, Any]) -> str:
+    """What one stage adds to the chain key (the same for every item a stage runs on: compute it once)."""
+    return canonical_json({"model_id": model_id, "model_sha256": model_sha256, "params": params})
+
+
+def next_key(previous: str, link: str) -> str:
+    """The chain key after the stage whose :func:`step_link` is ``link``."""
     return hashlib.sha256(f"{previous}\0{link}".encode()).hexdigest()
 
 
@@ -164,6 +174,49 @@ class ProvenanceWriter:
 
     def close(self) -> None:
         self.flush()
+
+
+PLANNING_COLUMNS = ("run_id", "item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions")
+
+
+def read_latest_attempts(output_uri: str, storage_options: dict | None = None) -> pa.Table:
+    """Each item's rows from the latest run that processed it: the planner's columns only.
+
+    Two passes, so planning costs about the same after a year of nightly runs as after one:
+    the item and run id of every attempt (its read row; one run id per part: cheap), then the
+    planner's columns from the parts of the runs that are some item's latest (folders are
+    named by run id). Every attempt, resumed ones too, records its read step.
+    """
+    fs, path = filesystem(provenance_uri(output_uri), storage_options)
+    columns = list(PLANNING_COLUMNS)
+    if not fs.exists(path):
+        return SCHEMA.empty_table().select(columns)
+    dataset = pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs)
+    reads = dataset.to_table(columns=["item_id", "run_id"], filter=pc.field("stage") == "read")  # one per attempt
+    latest = reads.group_by("item_id").aggregate([("run_id", "max")])
+    runs = set(latest["run_id_max"].unique().to_pylist())
+    parts = [f for f in dataset.files if f.rstrip("/").rsplit("/", 2)[-2] in runs]
+    rows = pads.dataset(parts, schema=SCHEMA, format="parquet", filesystem=fs).to_table(columns=columns)
+    keep = pa.table({"item_id": latest["item_id"], "run_id": latest["run_id_max"]})
+    joined = rows.join(keep, ["item_id", "run_id"], join_type="inner")
+    pa.default_memory_pool().release_unused()  # the passes' buffers: give them back, a nightly driver lives long
+    return joined
+
+
+def run_ids(output_uri: str, storage_options: dict | None = None) -> list[str]:
+    """The runs with provenance under ``output_uri``, oldest first (their folders' names)."""
+    fs, path = filesystem(provenance_uri(output_uri), storage_options)
+    if not fs.exists(path):
+        return []
+    return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False, refresh=True))
+
+
+def read_run(output_uri: str, run_id: str, storage_options: dict | None = None) -> pa.Table:
+    """The provenance rows of one run (only its folder is read); empty table if none."""
+    fs, path = filesystem(join_uri(provenance_uri(output_uri), run_id), storage_options)
+    if not fs.exists(path):
+        return SCHEMA.empty_table()
+    return pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs).to_table()
 
 
 def read_provenance(output_uri: str, storage_options: dict | None = None) -> pa.Table:

@@ -55,3 +55,15 @@ def test_writer_commits_whole_parts_readable_by_pyarrow_and_duckdb(tmp_path):
 def test_reading_an_output_without_provenance_gives_an_empty_table(tmp_path):
     table = read_provenance(str(tmp_path))
     assert table.num_rows == 0 and table.schema == SCHEMA
+
+
+def test_source_stamps_in_bulk_equal_one_stat_each_locally(tmp_path):
+    from patina.manifests.storage import source_stamp, source_stamps
+
+    for i in range(70):
+        (tmp_path / f"{i}.png").write_bytes(b"x" * i)
+    (tmp_path / "sub").mkdir()
+    uris = [str(tmp_path / f"{i}.png") for i in range(70)] + [str(tmp_path / "gone.png"), str(tmp_path / "sub")]
+    stamps = source_stamps(uris)
+    assert stamps == {uri: source_stamp(uri) for uri in uris if uri != str(tmp_path / "sub")} | {uris[-1]: None}
+    assert stamps[str(tmp_path / "gone.png")] is None and stamps[uris[5]].startswith("5:")

@@ -145,3 +145,24 @@ def test_credentials_from_a_prefect_secret_block_are_used_and_stored_nowhere(s3_
     assert any(p.name.endswith(".db") for p in stored)
     for path in stored:
         assert secret.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("count", [3, 70])  # under and over storage.LIST_AT: one HEAD each, or one listing
+def test_source_stamps_in_bulk_equal_one_request_each_on_s3(s3_endpoint, count):
+    from patina.manifests.storage import LIST_AT, source_stamp, source_stamps
+
+    s3 = boto3.client(
+        "s3", endpoint_url=s3_endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    )
+    bucket = f"stamps-{count}"
+    s3.create_bucket(Bucket=bucket)
+    for i in range(count):
+        s3.put_object(Bucket=bucket, Key=f"scans/{i}.tif", Body=b"x" * (i + 1))
+    s3.put_object(Bucket=bucket, Key="scans/sub/other.tif", Body=b"y")  # a deeper object: not a wanted file
+    options = {"client_kwargs": {"endpoint_url": s3_endpoint}, "key": "k", "secret": "s"}
+    uris = [f"s3://{bucket}/scans/{i}.tif" for i in range(count)] + [f"s3://{bucket}/scans/missing.tif"]
+    assert (count >= LIST_AT) == (count == 70)
+    stamps = source_stamps(uris, options)
+    assert stamps == {uri: source_stamp(uri, options) for uri in uris}
+    assert stamps[uris[-1]] is None and all(stamps[u] for u in uris[:-1])
+    assert stamps[uris[1]].startswith("2:")  # size:ETag

@@ -1,0 +1,165 @@
+"""Nightly runs at archive scale: the machinery's cost per item, the no-op rerun, a year of history.
+
+    python benchmarks/scale.py [--items 100000] [--history 365] [--work /tmp/patina-scale]
+
+N manifest rows (ids sharing a few tiny PNG masters) go through the cheapest chain
+(``stages = ["assess"]``), as a user runs it (``patina run``, a subprocess: local Ray, Prefect's
+temporary server). Printed per phase: wall seconds, items/s, the driver's peak RSS (``VmHWM`` of
+the ``patina`` process, polled), CPU seconds of the driver and every process it waited for
+(Ray's workers, Prefect's server), and the provenance's size:
+
+1. first run (every item new);
+2. no-op rerun (nothing to do) and ``patina plan`` alone;
+3. a rerun after the assess stage's params change (every item reruns from assess);
+4. with ``--history D``: D nightly runs of history are synthesized under the output (each
+   rerunning 1% of the items, plus a full reprocessing every 90 nights, as model upgrades do),
+   then ``patina plan`` and the no-op rerun are timed again.
+
+The machinery's CPU per item is (CPU of the first run - CPU of the no-op rerun) / N: reading,
+decoding, a one-pixel-cheap stage, encoding, writing and provenance, without start-up costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from PIL import Image
+
+MASTERS = 16
+
+
+def make_collection(folder: Path, items: int) -> Path:
+    """``items`` manifest rows over MASTERS tiny PNG masters (16x16)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(MASTERS):
+        pixels = (np.random.default_rng(i).random((16, 16, 3)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"m{i}.png")
+    manifest = folder / "manifest.csv"
+    with open(manifest, "w") as handle:
+        handle.write("item_id,source_uri\n")
+        handle.writelines(f"item/{n:07d},m{n % MASTERS}.png\n" for n in range(items))
+    (folder / "scale.toml").write_text('stages = ["assess"]\n')
+    (folder / "changed.toml").write_text('stages = ["assess"]\n[stage.assess]\nparams = { gray_chroma = 4.5 }\n')
+    return manifest
+
+
+def _peak_rss_mb(pid: int, seen: list[float], done: threading.Event) -> None:
+    while not done.is_set():
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    seen.append(int(line.split()[1]) / 1024)
+        except OSError:
+            return
+        time.sleep(0.2)
+
+
+def patina(*args: str) -> dict[str, float]:
+    """Run ``patina ARGS``; wall seconds, the driver's peak RSS (MB) and CPU seconds of it and its children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "patina.flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    seen: list[float] = []
+    done = threading.Event()
+    watcher = threading.Thread(target=_peak_rss_mb, args=(process.pid, seen, done), daemon=True)
+    watcher.start()
+    _, err = process.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if process.returncode not in (0, 3):
+        raise SystemExit(f"patina {' '.join(args)} exited {process.returncode}:\n{err.decode()[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "rss_mb": max(seen, default=0.0), "cpu_s": cpu}
+
+
+def provenance_size(output: Path) -> tuple[int, int]:
+    files = list((output / "_provenance").rglob("*.parquet"))
+    return len(files), sum(f.stat().st_size for f in files)
+
+
+def synthesize_history(output: Path, nights: int, seed: int = 0) -> int:
+    """``nights`` older runs under ``output``'s provenance, copied from its first run's rows.
+
+    Every night reruns 1% of the items; every 90th night reprocesses all of them. Their run ids
+    sort before the real runs', so the latest attempt of each item (and so the plan) is unchanged.
+    """
+    (first,) = sorted((output / "_provenance").iterdir())[:1]
+    table = pq.read_table(first)
+    items = np.unique(table["item_id"].to_numpy(zero_copy_only=False))
+    rng = np.random.default_rng(seed)
+    rows_written = 0
+    for night in range(nights):
+        day = datetime(2025, 1, 1, 2, tzinfo=UTC) + timedelta(days=night)
+        run_id = f"{day:%Y%m%dT%H%M%SZ}-{night:06x}"
+        chosen = items if night % 90 == 0 else rng.choice(items, max(1, len(items) // 100), replace=False)
+        part = table.filter(pc.is_in(table["item_id"], value_set=pa.array(chosen)))
+        part = part.set_column(part.schema.get_field_index("run_id"), "run_id", pa.array([run_id] * part.num_rows))
+        folder = output / "_provenance" / run_id
+        folder.mkdir()
+        pq.write_table(part, folder / "part-00000.parquet", compression="zstd")
+        rows_written += part.num_rows
+    return rows_written
+
+
+def row(name: str, figures: dict[str, float], items: int) -> None:
+    rate = items / figures["wall_s"] if items else 0.0
+    print(
+        f"{name:34} {figures['wall_s']:8.1f} s {rate:9.0f} items/s  driver peak RSS {figures['rss_mb']:6.0f} MB"
+        f"  CPU {figures['cpu_s']:8.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--history", type=int, default=365, help="nightly runs of history to synthesize (0: none)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/patina-scale"))
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    manifest = make_collection(args.work / "collection", args.items)
+    output = args.work / "out"
+    config, changed = str(manifest.parent / "scale.toml"), str(manifest.parent / "changed.toml")
+    run = ("run", str(manifest), "--output", str(output))
+    print(f"{args.items} items, stages = ['assess'], {os.cpu_count()} CPUs")
+
+    first = patina(*run, "--config", config)
+    row("first run", first, args.items)
+    noop = patina(*run, "--config", config)
+    row("no-op rerun", noop, 0)
+    plan = patina("plan", str(manifest), "--output", str(output), "--config", config)
+    row("patina plan", plan, 0)
+    files, size = provenance_size(output)
+    print(f"provenance: {files} files, {size / 1e6:.1f} MB ({size / args.items:.0f} bytes/item)")
+    per_item_ms = (first["cpu_s"] - noop["cpu_s"]) / args.items * 1000
+    print(f"machinery CPU per item: {per_item_ms:.2f} ms (first run less the no-op rerun, over {args.items} items)")
+    rerun = patina(*run, "--config", changed)
+    row("rerun after a params change", rerun, args.items)
+
+    if args.history:
+        rows = synthesize_history(output, args.history)
+        files, size = provenance_size(output)
+        print(f"history: {args.history} nights, {rows} rows; provenance {files} files, {size / 1e6:.1f} MB")
+        planned = patina("plan", str(manifest), "--output", str(output), "--config", changed)
+        row(f"patina plan after {args.history} nights", planned, 0)
+        row(f"no-op rerun after {args.history} nights", patina(*run, "--config", changed), 0)
+
+
+if __name__ == "__main__":
+    main()
