@@ -66,9 +66,9 @@ EXPERIMENTAL = {
         "photographs against a target of 25). Judge every colorized print by eye."
     ),
     "faces": (
-        "faces is experimental: on benchmarks/faces.py its model moves faces further from the person (identity "
-        "distance of a face-recognition embedding) than leaving them alone, at every degradation level, and small "
-        "faces of real prints come out waxy. Compare every restored face with its master before publishing it."
+        "faces is experimental: its identity gate keeps a face unless a blend of the restored face stays the same "
+        "person and is sharper, and on benchmarks/faces.py it no longer loses to leaving faces alone, but its gains "
+        "are small. Compare every changed face below with its master before publishing it."
     ),
 }
 """Stages whose output a reviewer must be warned about, with why (shown when the run used them)."""
