@@ -160,7 +160,7 @@ for _spec in (
     ModelSpec(
         id="faces/yunet-realesrgan-x4plus@1",
         stage="faces",
-        description="YuNet faces (5 landmarks), FFHQ-aligned, enhanced by Real-ESRGAN x4plus, identity-gated, pasted back",
+        description="YuNet faces (5 landmarks), FFHQ-aligned, Real-ESRGAN x4plus, identity-gated, pasted back",
         memory_mb=550,  # 493 measured with the identity gate's dlib models (faces are restored one at a time)
         **_REALESRGAN_X4PLUS_NCNN,
     ),
