@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,5 +43,5 @@ def plan_run(items: Sequence[Item], settings: RunSettings) -> Plan:
         with ThreadPoolExecutor(STAMP_THREADS) as pool:
             kept = pool.map(lambda p: fs.exists(intermediate_uri(settings.output_uri, p[1][1])), points)
             found = {item_id: point for (item_id, point), exists in zip(points, kept, strict=True) if exists}
-        planned.resume.update(found)
+        planned = dataclasses.replace(planned, resume=found)
     return planned

@@ -10,7 +10,7 @@ source_uri      master's URI (read-only)
 source_sha256   sha256 of the master's bytes
 stage           ``read``, a restoration stage (``assess`` ... ``colorize``) or ``write``
 stage_index     position of the stage in this run's pipeline (0 = read)
-model_id        ``family/name@version`` of what ran (``patina/io@1`` for read/write)
+model_id        ``family/name@version`` of what ran (``patina/read@1``, ``patina/write@1`` for reading and writing)
 model_sha256    sha256 of the weights; null for operations without weights
 params          JSON of the parameters that shaped the output (they enter the chain key)
 decisions       JSON of what the stage found and decided (routing, measurements)
@@ -153,6 +153,11 @@ class ProvenanceWriter:
         self._last_commit = time.monotonic()
 
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        rows = list(rows)
+        for row in rows:
+            if row.get("status") not in STATUSES:
+                item, status = row.get("item_id"), row.get("status")
+                raise ValueError(f"provenance row of {item!r}: status {status!r} is not one of {STATUSES}")
         self._buffer.extend(rows)
         due = time.monotonic() - self._last_commit >= self.flush_seconds
         if len(self._buffer) >= self.flush_rows or (due and self._buffer):

@@ -67,3 +67,13 @@ def test_source_stamps_in_bulk_equal_one_stat_each_locally(tmp_path):
     stamps = source_stamps(uris)
     assert stamps == {uri: source_stamp(uri) for uri in uris if uri != str(tmp_path / "sub")} | {uris[-1]: None}
     assert stamps[str(tmp_path / "gone.png")] is None and stamps[uris[5]].startswith("5:")
+
+
+def test_a_row_with_an_unknown_status_is_refused_naming_the_item(tmp_path):
+    import pytest
+
+    writer = ProvenanceWriter(str(tmp_path), "r1")
+    with pytest.raises(ValueError, match=r"provenance row of 'item-3': status 'done' is not one of"):
+        writer.add([{**_row(3), "status": "done"}])
+    writer.close()
+    assert read_provenance(str(tmp_path)).num_rows == 0  # nothing half-recorded
