@@ -270,6 +270,7 @@ def run_pipeline(
         settings.storage_options,
         settings.provenance_flush_rows,
         settings.provenance_flush_seconds,
+        settings.retry,
     )
     if progress is not None:
         progress(0, summary.total, 0)

@@ -142,11 +142,13 @@ class ProvenanceWriter:
         storage_options: dict | None = None,
         flush_rows: int = 5000,
         flush_seconds: float = 30.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.folder = join_uri(provenance_uri(output_uri), run_id)
         self.storage_options = storage_options
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
+        self.retry = retry or RetryPolicy()
         self.parts: list[str] = []
         self.rows_written = 0
         self._buffer: list[dict[str, Any]] = []
@@ -170,7 +172,7 @@ class ProvenanceWriter:
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         uri = join_uri(self.folder, f"part-{len(self.parts):05d}.parquet")
-        retrying(lambda: atomic_write(uri, sink.getvalue(), self.storage_options), RetryPolicy(), f"write {uri}")
+        retrying(lambda: atomic_write(uri, sink.getvalue(), self.storage_options), self.retry, f"write {uri}")
         self.parts.append(uri)
         self.rows_written += table.num_rows
         log.debug("committed %d provenance rows to %s", table.num_rows, uri)

@@ -112,3 +112,87 @@ def test_backoff_is_capped_exponential_with_jitter():
     assert retrying(call, policy, "test", sleep=slept.append) == ("done", 3) and len(slept) == 2
     assert not is_transient(OSError(errno.ENOSPC, "No space left on device"))
     assert not is_transient(FileNotFoundError()) and is_transient(TimeoutError())
+
+
+@pytest.fixture
+def flaky_s3(s3_endpoint):
+    """A proxy in front of the loopback S3 server that answers ``503 SlowDown`` to the first K PUTs of
+    each object whose key holds ``/flaky-K/``, and forwards everything else."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    upstream = urlsplit(s3_endpoint)
+    puts: Counter = Counter()
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.command == "PUT" and "/flaky-" in self.path:
+                puts[self.path.split("?")[0]] += 1
+                failures = int(self.path.split("/flaky-")[1].split("/")[0])
+                if puts[self.path.split("?")[0]] <= failures:
+                    error = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    self.wfile.write(error)
+                    return
+            connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            connection.request(self.command, self.path, body=body, headers={**headers, "Host": upstream.netloc})
+            answer = connection.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("transfer-encoding", "content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            connection.close()
+
+        do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", puts
+    server.shutdown()
+
+
+@pytest.mark.parametrize("beyond", [2, 1000])
+def test_writes_to_s3_retry_throttling_through_a_faulty_endpoint(flaky_s3, beyond):
+    """503 SlowDown on PUT: botocore's retries are off here; s3fs retries SlowDown itself (``S3FileSystem.retries``
+    tries per call), and patina's layer retries whole writes beyond that, recording its attempts."""
+    import boto3
+    from s3fs import S3FileSystem
+
+    from patina.manifests.storage import atomic_write, read_bytes
+
+    endpoint, puts = flaky_s3
+    inner = S3FileSystem.retries
+    failures = inner + beyond
+    bucket = f"writes-{beyond}"
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    ).create_bucket(Bucket=bucket)
+    options = {
+        "key": "k", "secret": "s", "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        "config_kwargs": {"retries": {"total_max_attempts": 1}}, "skip_instance_cache": True,
+    }  # fmt: skip
+    uri = f"s3://{bucket}/out/flaky-{failures}/item.png"
+    policy = RetryPolicy(attempts=4, backoff_s=0.01)
+    if beyond < inner:
+        _, attempts = retrying(lambda: atomic_write(uri, b"derivative", options), policy, f"write {uri}")
+        assert attempts == 2 and read_bytes(uri, options) == b"derivative"
+        assert puts[f"/{bucket}/out/flaky-{failures}/item.png"] == failures + 1
+    else:
+        with pytest.raises(OSError) as raised:
+            retrying(lambda: atomic_write(uri, b"derivative", options), policy, f"write {uri}")
+        assert is_transient(raised.value) and any("gave up after 4 attempts" in n for n in raised.value.__notes__)
+        assert puts[f"/{bucket}/out/flaky-{failures}/item.png"] == 4 * inner
