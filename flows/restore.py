@@ -127,7 +127,8 @@ def restore_collection(
     with run_lock(output, run_id, storage_options(config)):  # one run at a time per output: plan to report
         if not everything:
             planned = plan_items(items, settings, secret)
-            items = [item for item in items if item.item_id in planned.to_run]
+            to_run = planned.to_run  # a set built per call: once, not once per item
+            items = [item for item in items if item.item_id in to_run]
         if items:
             resume = planned.resume if planned is not None else None
             address = ray_address or config.ray.address

@@ -42,6 +42,7 @@ class Plan:
 
     @property
     def to_run(self) -> set[str]:
+        """The ids to run (a new set each call)."""
         return {*self.new, *self.failed, *self.source, *self.changed}
 
     def counts(self) -> dict[str, Any]:
