@@ -23,27 +23,34 @@ from patina.models.faces import FFHQ_TEMPLATE_512
 from patina.models.image import to_uint8
 from patina.models.spec import ModelSpec
 
-_PACKAGE = "package:face_recognition_models/models"
 
-IDENTITY_RESNET = ModelSpec(
-    id="dlib/face-recognition-resnet@1",
-    stage="faces",
-    architecture="dlib ResNet-29 metric network",
-    license="CC0 (dlib models, Davis King)",
-    description="128-d face embedding; the faces stage's identity gate",
-    weights_uri=f"{_PACKAGE}/dlib_face_recognition_resnet_model_v1.dat",
-    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",  # 22,466,066 bytes
-    source_url="http://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2",
+def _dlib_model(model_id: str, architecture: str, description: str, file: str, sha256: str) -> ModelSpec:
+    """One of Davis King's dlib models, as ``face-recognition-models`` packages it."""
+    return ModelSpec(
+        id=model_id,
+        stage="faces",
+        architecture=architecture,
+        license="CC0 (dlib models, Davis King)",
+        description=description,
+        weights_uri=f"package:face_recognition_models/models/{file}",
+        sha256=sha256,
+        source_url=f"http://dlib.net/files/{file}.bz2",
+    )
+
+
+IDENTITY_RESNET = _dlib_model(
+    "dlib/face-recognition-resnet@1",
+    "dlib ResNet-29 metric network",
+    "128-d face embedding; the faces stage's identity gate",
+    "dlib_face_recognition_resnet_model_v1.dat",  # 22,466,066 bytes
+    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
 )
-IDENTITY_LANDMARKS = ModelSpec(
-    id="dlib/shape-predictor-5@1",
-    stage="faces",
-    architecture="dlib ensemble of regression trees",
-    license="CC0 (dlib models, Davis King)",
-    description="5 face landmarks aligning the identity embedding's input",
-    weights_uri=f"{_PACKAGE}/shape_predictor_5_face_landmarks.dat",
-    sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",  # 9,150,489 bytes
-    source_url="http://dlib.net/files/shape_predictor_5_face_landmarks.dat.bz2",
+IDENTITY_LANDMARKS = _dlib_model(
+    "dlib/shape-predictor-5@1",
+    "dlib ensemble of regression trees",
+    "5 face landmarks aligning the identity embedding's input",
+    "shape_predictor_5_face_landmarks.dat",  # 9,150,489 bytes
+    "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
 )
 IDENTITY_WEIGHTS = (IDENTITY_RESNET, IDENTITY_LANDMARKS)
 
