@@ -23,7 +23,7 @@ from patina.models import ncnn, unet
 from patina.models.spec import ModelSpec
 from patina.models.tiling import blend_tiles
 from patina.models.torch_compat import import_spandrel
-from patina.models.weights import WeightsError, cache_dir, file_sha256, temporary_beside, weights_path
+from patina.models.weights import WeightsError, cache_dir, file_sha256, replacing, weights_path
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,8 @@ def _converted(spec: ModelSpec, source: Path) -> tuple[dict[str, torch.Tensor], 
     target = cache_dir() / "converted" / f"{spec.sha256 or file_sha256(source)}-{layout}.safetensors"
     if not target.is_file():
         state = ncnn.convert(source, layout)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_beside(target)
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
         log.info("%s: converted %s to %s", spec.id, source.name, target)
     return load_file(str(target)), file_sha256(target)
 

@@ -30,9 +30,10 @@ import torch
 from safetensors.torch import save_file
 
 from patina.models.damage_textures import load_textures
+from patina.models.networks import best_device
 from patina.models.training_tasks import TASKS, Task, Textures
 from patina.models.unet import UNet, UNetConfig, config_metadata
-from patina.models.weights import atomic_bytes
+from patina.models.weights import atomic_bytes, replacing
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,6 @@ def starting_point(reference: str, task: Task) -> tuple[UNet, str]:
     return read_unet(path, task.stage), file_sha256(path)
 
 
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 ATTRIBUTION_FIELDS = ("file", "license", "attribution", "source_url")
 
 
@@ -191,7 +188,7 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
         raise ValueError(f"unknown training task {task_name!r}; known: {sorted(TASKS)}")
     task, config = TASKS[task_name], config or TrainConfig()
     out.mkdir(parents=True, exist_ok=True)
-    device = _device(config.device)
+    device = best_device() if config.device == "auto" else config.device  # auto: as inference chooses
     torch.manual_seed(config.seed)
     train_files = image_files(data)
     val_files = image_files(val)[: config.eval_images] if val else []
@@ -229,14 +226,14 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
         if step % config.checkpoint_every == 0 or step == config.steps:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                      "task": task.name, "unet": asdict(net_config)}  # fmt: skip
-            torch.save(state, checkpoint.with_suffix(".tmp"))
-            os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
+            with replacing(checkpoint) as tmp:
+                torch.save(state, tmp)
             log.info("%s step %d/%d loss %.4f", task.name, step, config.steps, np.mean(losses[-50:]))
     train_seconds = round(time.perf_counter() - started, 1)
     weights = out / "model.safetensors"
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights.with_suffix(".tmp")), metadata={**config_metadata(net_config), "task": task.name})
-    os.replace(weights.with_suffix(".tmp"), weights)
+    with replacing(weights) as tmp:
+        save_file(state, str(tmp), metadata={**config_metadata(net_config), "task": task.name})
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     model.eval()
     val_images = [load_image(p, config.crop) for p in val_files]
@@ -271,12 +268,17 @@ def train(task_name: str, data: Path, out: Path, val: Path | None = None, config
     }
     atomic_bytes(out / "model-card.json", json.dumps(card, indent=1).encode())
     atomic_bytes(out / "model-card.md", _card_markdown(card).encode())
-    entry = (
-        f'[[model]]\nid = "{card["id"]}"\nstage = "{task.stage}"\narchitecture = "PatinaUNet"\n'
-        f'license = "as its training data"\ndescription = "{task.model_name} trained by patina train {task.name}"\n'
-        f'weights_uri = "{weights.name}"\nsha256 = "{sha}"\ninput_multiple = {net_config.multiple}\n'
-    )
-    atomic_bytes(out / "catalogue.toml", entry.encode())
+    fields = {
+        "id": card["id"],
+        "stage": task.stage,
+        "architecture": "PatinaUNet",
+        "license": "as its training data",
+        "description": f"{task.model_name} trained by patina train {task.name}",
+        "weights_uri": weights.name,
+        "sha256": sha,
+    }  # a JSON string is a TOML basic string: quotes, backslashes and control characters escaped
+    entry = "[[model]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in fields.items())
+    atomic_bytes(out / "catalogue.toml", (entry + f"input_multiple = {net_config.multiple}\n").encode())
     return card
 
 

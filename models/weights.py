@@ -17,6 +17,7 @@ later load is checked against it. The cache is ``$PATINA_WEIGHTS_CACHE``, else
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -24,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,17 +118,24 @@ def temporary_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(8)}")
 
 
-def atomic_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a temporary beside it, then a rename)."""
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A fresh temporary name beside ``path`` to write in the block: it replaces ``path`` when the
+    block ends, and is removed when the block fails, so ``path`` holds a whole file or its old one.
+    Unique per call: concurrent writers of one path never share a temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_beside(path)
     try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+def atomic_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all."""
+    with replacing(path) as tmp, open(tmp, "xb") as handle:
+        handle.write(data)
 
 
 def expected_sha256(spec: ModelSpec, root: Path | None = None) -> str | None:

@@ -317,3 +317,19 @@ def test_images_smaller_than_the_padding_multiple_run(tmp_path):
     )
     out = load_network(spec)(image(5, 7))  # reflection cannot pad 5 px up to 16: replicated instead
     assert out.shape == (20, 28, 3)
+
+
+def test_replacing_gives_each_writer_its_own_temporary_and_keeps_the_old_file_on_failure(tmp_path):
+    from patina.models.weights import replacing
+
+    target = tmp_path / "model.safetensors"
+    target.write_bytes(b"old")
+    with replacing(target) as first, replacing(target) as second:  # two writers at once: two temporaries
+        assert first != second and first.parent == second.parent == tmp_path
+        first.write_bytes(b"first")
+        second.write_bytes(b"second")
+    assert target.read_bytes() == b"first"  # the last rename wins, whole
+    with pytest.raises(RuntimeError), replacing(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
