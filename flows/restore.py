@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from patina.actors.pipeline import RunSummary, ray_session, run_pipeline, summary_dict
 from patina.actors.planning import plan_run
@@ -126,13 +127,13 @@ def restore_collection(
     planned = None
     with run_lock(output, run_id, storage_options(config)):  # one run at a time per output: plan to report
         if not everything:
-            planned = plan_items(items, settings, secret)
+            planned = plan_items(quote(items), settings, secret)  # quote: Prefect does not walk 100,000 items
             to_run = planned.to_run  # a set built per call: once, not once per item
             items = [item for item in items if item.item_id in to_run]
         if items:
             resume = planned.resume if planned is not None else None
             address = ray_address or config.ray.address
-            summary = restore_items(items, settings, address, config.ray.num_cpus, resume, secret)
+            summary = restore_items(quote(items), settings, address, config.ray.num_cpus, quote(resume), secret)
         else:
             summary = RunSummary(run_id, output, provenance_uri(output))
         if planned is not None:
