@@ -81,7 +81,7 @@ def _writable(folder: Path, name: str, output_uri: str) -> Path:
         with contextlib.suppress(OSError):
             if path.stat().st_size == 0:
                 path.unlink()
-        raise OutputNotWritable(exc.errno, f"{output_uri}: cannot write the run's log: {exc.strerror}") from exc
+        raise OutputNotWritable.because(output_uri, "the run's log", exc) from exc
     return path
 
 

@@ -105,20 +105,19 @@ def plan(
     items: Sequence[Item],
     attempts: dict[str, Attempt],
     steps: Sequence[StepIdentity],
-    write_step: Callable[[dict[str, Any]], StepIdentity],
+    write_link: Callable[[dict[str, Any]], tuple[str, str]],
     stamps: dict[str, str | None],
 ) -> Plan:
     """Classify every item (see the module docstring).
 
     ``attempts``: each item's latest attempt (:func:`last_attempts`); ``steps``: the configured
-    stages' identities, in order; ``write_step(read_decisions)``: the write step's identity for
-    an item (its params depend on its format; return the same object for the same identity, its
-    link is computed once per object); ``stamps``: each item's current source stamp
+    stages' identities, in order; ``write_link(read_decisions)``: the write step's stage and
+    :func:`~patina.manifests.provenance.step_link` for an item (its params depend on its format);
+    ``stamps``: each item's current source stamp
     (:func:`patina.manifests.storage.source_stamp`), None if unknown.
     """
     result = Plan()
     links = [(stage, step_link(*identity)) for stage, *identity in steps]
-    write_links: dict[int, tuple[StepIdentity, tuple[str, str]]] = {}
     for item in items:
         attempt = attempts.get(item.item_id)
         if attempt is None:
@@ -133,10 +132,7 @@ def plan(
         if moved or (item.checksum and item.checksum[0] == "sha256" and item.checksum[1] != sha):
             result.source.append(item.item_id)
             continue
-        write = write_step(decisions)
-        if id(write) not in write_links or write_links[id(write)][0] is not write:
-            write_links[id(write)] = (write, (write[0], step_link(*write[1:])))
-        expected = _expected_keys(sha, [*links, write_links[id(write)][1]])
+        expected = _expected_keys(sha, [*links, write_link(decisions)])
         recorded = attempt.steps
         mismatch = [k for k, step in enumerate(expected) if k >= len(recorded) or recorded[k] != step]
         if not mismatch and len(recorded) == len(expected):

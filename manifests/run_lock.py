@@ -42,6 +42,10 @@ class RunLocked(RuntimeError):
 class OutputNotWritable(OSError):
     """The output cannot be written at all (no space left, read-only): no item was attempted."""
 
+    @classmethod
+    def because(cls, output_uri: str, what: str, exc: OSError) -> OutputNotWritable:
+        return cls(exc.errno, f"{output_uri}: cannot write {what}: {exc.strerror}")
+
 
 def _holder(run_id: str) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -82,7 +86,7 @@ def _local_lock(folder: Path, output_uri: str, holder: dict[str, Any]) -> Iterat
         folder.mkdir(parents=True, exist_ok=True)
         fd = _locked(path, output_uri)
     except PermissionError as exc:
-        raise OutputNotWritable(exc.errno, f"{output_uri}: cannot write the run lock: {exc.strerror}") from exc
+        raise OutputNotWritable.because(output_uri, "the run lock", exc) from exc
     try:
         previous = _parse(os.pread(fd, 65536, 0))
         if previous:  # a holder that finishes removes the file: this one died
@@ -92,7 +96,7 @@ def _local_lock(folder: Path, output_uri: str, holder: dict[str, Any]) -> Iterat
             os.pwrite(fd, json.dumps(holder).encode(), 0)
         except OSError as exc:  # a full disk: the lock (one small file) is the first thing a run writes
             os.unlink(path)
-            raise OutputNotWritable(exc.errno, f"{output_uri}: cannot write the run lock: {exc.strerror}") from exc
+            raise OutputNotWritable.because(output_uri, "the run lock", exc) from exc
         try:
             yield
         finally:

@@ -79,9 +79,9 @@ def source_stamps(uris: Iterable[str], storage_options: dict | None = None, thre
     """:func:`source_stamp` of many URIs, in as few requests as their layout allows.
 
     Folders holding at least :data:`LIST_AT` of them are listed once (S3: a LIST per 1,000
-    objects instead of a HEAD per object; the stamps are the same); the rest, and web URLs, are asked one by
-    one, concurrently on object stores and in turn on a local disk (a stat is cheaper than
-    handing it to a thread).
+    objects instead of a HEAD per object; the stamps are the same); the rest, and web URLs, are
+    asked one by one, concurrently on object stores and in turn on a local disk (a stat is
+    cheaper than handing it to a thread).
     """
     by_folder: dict[str, list[str]] = {}
     for uri in uris:
@@ -100,8 +100,8 @@ def source_stamps(uris: Iterable[str], storage_options: dict | None = None, thre
             listing = {entry["name"].rstrip("/"): entry for entry in fs.ls(path, detail=True, refresh=True)}
         except (FileNotFoundError, PermissionError, OSError):
             listing = {}
-        for uri in wanted:
-            entry = listing.get(filesystem(uri, storage_options)[1].rstrip("/"))
+        for uri in wanted:  # a listing's names are the folder's path and the object's name
+            entry = listing.get(f"{path.rstrip('/')}/{uri.rstrip('/').rsplit('/', 1)[-1]}")
             stamps[uri] = _stamp(entry) if entry is not None and entry.get("type") == "file" else None
     with ThreadPoolExecutor(threads) as pool:
         stamps.update(zip(remote, pool.map(lambda uri: source_stamp(uri, storage_options), remote), strict=True))

@@ -117,8 +117,9 @@ class FaceParams(NetworkParams):
     face_size: int = 512  # aligned crop side, FFHQ template
     # Blends of the restored face over the input face, tried strongest first; the identity gate takes
     # the strongest whose identity distance to the input is at most max_identity_shift (dlib embedding;
-    # 0.6 = another person) and that is sharper and no noisier than the input, else keeps the input face. Calibrated on
-    # benchmarks/faces.py: past 0.15 the Real-ESRGAN path's accepted faces drift from the clean face.
+    # 0.6 = another person) and that is sharper and not much noisier than the input (FaceQuality),
+    # else keeps the input face. Calibrated on benchmarks/faces.py: past 0.15 the Real-ESRGAN path's
+    # accepted faces drift from the clean face.
     # gate = false: every face restored at the strongest blend (the stage may then change who is
     # pictured; the distance is still recorded).
     strengths: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)

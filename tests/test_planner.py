@@ -6,7 +6,14 @@ import json
 
 from patina.manifests.items import Item
 from patina.manifests.planner import last_attempts, plan
-from patina.manifests.provenance import SCHEMA, ProvenanceWriter, chain_key, read_latest_attempts, source_chain_key
+from patina.manifests.provenance import (
+    SCHEMA,
+    ProvenanceWriter,
+    chain_key,
+    read_latest_attempts,
+    source_chain_key,
+    step_link,
+)
 
 SHA = "a" * 64
 STEPS = [("assess", "classical/assess@1", None, {"g": 4.0}), ("enhance", "classical/tone@2", None, {})]
@@ -48,7 +55,8 @@ def history(folder, *attempts) -> str:
 
 def planned(items, output, steps=STEPS, stamps=None):
     stamps = stamps if stamps is not None else {item.item_id: "10:1" for item in items}
-    return plan(items, last_attempts(read_latest_attempts(output)), steps, lambda decisions: WRITE, stamps)
+    write_link = (WRITE[0], step_link(*WRITE[1:]))
+    return plan(items, last_attempts(read_latest_attempts(output)), steps, lambda decisions: write_link, stamps)
 
 
 def test_each_item_is_classified_by_its_latest_attempt(tmp_path):
