@@ -90,26 +90,23 @@ def _resume(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     The reused steps are recorded again, as ``skipped`` with their chain keys, so this run's
     rows describe the whole chain of the derivative it writes.
     """
-    now = datetime.fromtimestamp(time.time(), UTC).isoformat()
+    now = datetime.fromtimestamp(time.time(), UTC)
     kept = load_intermediate(row["resume_uri"], settings.storage_options)
     stored = ItemState.from_json(kept["state"])
     state = dataclasses.replace(stored, records=[], resume_index=int(row["resume_index"]))
     for record in stored.records:
-        decisions = json.loads(record["decisions"] or "{}")
-        if record["stage"] == "read":  # today's descriptive fields: the manifest may have been edited since
+        decisions = json.loads(record.decisions or "{}")
+        if record.stage == "read":  # today's descriptive fields: the manifest may have been edited since
             decisions["resumed_from"] = row["resume_uri"]
-            state.records.append(
-                dict(
-                    record,
-                    decisions=canonical_json(decisions),
-                    started_at=now,
-                    descriptive=row.get("descriptive") or None,
-                )
-            )
+            again = {"descriptive": row.get("descriptive") or None}
         else:
-            reused = {**decisions, "reason": "reused from a kept intermediate", "intermediate": row["resume_uri"]}
-            skipped = dict(record, status="skipped", decisions=canonical_json(reused), duration_s=0.0, started_at=now)
-            state.records.append(skipped)
+            decisions |= {"reason": "reused from a kept intermediate", "intermediate": row["resume_uri"]}
+            again = {"status": "skipped", "duration_s": 0.0}
+        state.records.append(
+            dataclasses.replace(
+                record, decisions=canonical_json(decisions), started_at=now, patina_version=__version__, **again
+            )
+        )
     out = dict(row, image=kept["image"], mask=encode_mask(kept["mask"]), exif=kept["exif"])
     out["state"] = state.to_json()
     return out
@@ -137,8 +134,7 @@ def write_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         digest = hashlib.sha256(data).hexdigest()
         state.advance(step)
         state.record(row, step, "ok", started, time.time() - started, {"bytes": len(data), "attempts": attempts})
-        for record in state.records:
-            record["output_uri"], record["output_sha256"] = uri, digest
+        state.records = [dataclasses.replace(r, output_uri=uri, output_sha256=digest) for r in state.records]
     return {"item_id": row["item_id"], "state": state.to_json()}
 
 
@@ -151,9 +147,9 @@ def write_step(fmt: str, settings: RunSettings) -> Step:
 def output_metadata(row: dict[str, Any], state: ItemState, settings: RunSettings) -> OutputMetadata:
     """The derivative's metadata: the master's EXIF and DPI, its processing history and descriptive fields as XMP."""
     steps = [
-        HistoryStep(r["stage"], r["model_id"], r["model_sha256"], r["params"], r["status"])
+        HistoryStep(r.stage, r.model_id, r.model_sha256, r.params, r.status)
         for r in state.records
-        if r["stage"] not in ("read", "write")
+        if r.stage not in ("read", "write")
     ]
     xmp = xmp_packet(
         f"patina {__version__}",

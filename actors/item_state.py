@@ -20,7 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from patina.manifests.provenance import canonical_json, chain_key
+from patina import __version__
+from patina.manifests.provenance import ProvenanceRecord, canonical_json, chain_key
 
 HOST = socket.gethostname()
 EMPTY_PIXELS = np.zeros((1, 1, 3), dtype=np.uint16)  # stands in for the pixels of a failed item
@@ -49,14 +50,16 @@ class ItemState:
     date_taken: str | None = None
     resume_index: int = 0  # steps before this index were reused from a kept intermediate
     decisions: dict[str, Any] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[ProvenanceRecord] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, text: str) -> ItemState:
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        return cls(**{**data, "records": [ProvenanceRecord.from_json(r) for r in data["records"]]})
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), default=str)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return json.dumps({**data, "records": [r.to_json() for r in self.records]}, default=str)
 
     @property
     def failed(self) -> bool:
@@ -80,29 +83,29 @@ class ItemState:
         if error is not None:
             self.failed_stage = step.stage
         self.records.append(
-            {
-                "item_id": row["item_id"],
-                "source_uri": row["source_uri"],
-                "source_sha256": self.source_sha256,
-                "stage": step.stage,
-                "stage_index": step.index,
-                "model_id": step.model_id,
-                "model_sha256": step.model_sha256,
-                "params": canonical_json(step.params),
-                "decisions": canonical_json(decisions or {}),
-                "chain_key": None if self.failed else self.chain_key,
-                "status": status,
-                "error_type": type(error).__name__ if error is not None else None,
-                "error_message": str(error) if error is not None else None,
-                "output_uri": None,
-                "output_sha256": None,
-                "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
-                "duration_s": round(duration_s, 6),
-                "host": HOST,
-                "worker": f"{HOST}:{os.getpid()}",
-                "device": step.device,
-                "descriptive": descriptive,
-            }
+            ProvenanceRecord(
+                run_id="",  # stamped by the driver as it commits the record
+                item_id=str(row["item_id"]),
+                source_uri=str(row["source_uri"]),
+                source_sha256=self.source_sha256,
+                stage=step.stage,
+                stage_index=step.index,
+                model_id=step.model_id,
+                model_sha256=step.model_sha256,
+                params=canonical_json(step.params),
+                decisions=canonical_json(decisions or {}),
+                chain_key=None if self.failed else self.chain_key,
+                status=status,
+                error_type=type(error).__name__ if error is not None else None,
+                error_message=str(error) if error is not None else None,
+                started_at=datetime.fromtimestamp(started, UTC),
+                duration_s=round(duration_s, 6),
+                host=HOST,
+                worker=f"{HOST}:{os.getpid()}",
+                device=step.device,
+                patina_version=__version__,
+                descriptive=descriptive,
+            )
         )
 
     def advance(self, step: Step) -> None:

@@ -15,12 +15,10 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import ray
 
-from patina import __version__
 from patina.actors.intermediates import intermediate_uri
 from patina.actors.io_tasks import read_item, write_item
 from patina.actors.item_state import ItemState
@@ -277,11 +275,11 @@ def run_pipeline(
     try:
         for row in build_dataset(items, settings, resume).iter_rows():
             state = ItemState.from_json(row["state"])
-            writer.add(finish_records(state.records, settings.run_id))
+            writer.add(record.stamped(settings.run_id) for record in state.records)
             if state.failed:
                 summary.failed += 1
-                bad = next(r for r in state.records if r["status"] == "failed")
-                summary.failures.append(Failure(row["item_id"], bad["stage"], bad["error_type"], bad["error_message"]))
+                bad = next(r for r in state.records if r.status == "failed")
+                summary.failures.append(Failure(row["item_id"], bad.stage, bad.error_type, bad.error_message))
             else:
                 summary.succeeded += 1
             if progress is not None:
@@ -295,14 +293,6 @@ def run_pipeline(
         "run %s: %d ok, %d failed in %.1f s", settings.run_id, summary.succeeded, summary.failed, summary.duration_s
     )
     return summary
-
-
-def finish_records(records: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
-    """Stamp the run id and version and give timestamps their Arrow type."""
-    return [
-        dict(r, run_id=run_id, patina_version=__version__, started_at=datetime.fromisoformat(r["started_at"]))
-        for r in records
-    ]
 
 
 def summary_dict(summary: RunSummary) -> dict[str, Any]:

@@ -36,12 +36,15 @@ Read it with ``pyarrow.parquet.read_table("<output>/_provenance")`` or DuckDB:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -87,6 +90,62 @@ SCHEMA = pa.schema(
 STATUSES = ("ok", "skipped", "failed")
 
 
+@dataclass(frozen=True)
+class ProvenanceRecord:
+    """One provenance row: what happened to one item in one step of one run.
+
+    Its fields are :data:`SCHEMA`'s columns, in order and with their types (a test holds them
+    together). Workers build records without ``run_id``; the driver stamps it when it commits
+    them (:meth:`stamped`). A status outside :data:`STATUSES` is refused when the record is built.
+    """
+
+    run_id: str
+    item_id: str
+    source_uri: str | None
+    source_sha256: str | None
+    stage: str
+    stage_index: int | None
+    model_id: str | None
+    model_sha256: str | None
+    params: str | None
+    decisions: str | None
+    chain_key: str | None
+    status: str
+    error_type: str | None = None
+    error_message: str | None = None
+    output_uri: str | None = None
+    output_sha256: str | None = None
+    started_at: datetime | None = None
+    duration_s: float | None = None
+    host: str | None = None
+    worker: str | None = None
+    device: str | None = None
+    patina_version: str | None = None
+    descriptive: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"provenance row of {self.item_id!r}: status {self.status!r} is not one of {STATUSES}")
+
+    def stamped(self, run_id: str) -> ProvenanceRecord:
+        return dataclasses.replace(self, run_id=run_id)
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON-able data (``started_at`` in ISO 8601): how records travel inside an item's state."""
+        data = {name: getattr(self, name) for name in RECORD_FIELDS}
+        if self.started_at is not None:
+            data["started_at"] = self.started_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProvenanceRecord:
+        started = data.get("started_at")
+        return cls(**{"run_id": "", **data, "started_at": datetime.fromisoformat(started) if started else None})
+
+
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(ProvenanceRecord))
+
+
 def canonical_json(value: Any) -> str:
     """Deterministic JSON (sorted keys, no spaces): equal values give equal text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
@@ -117,9 +176,10 @@ def next_key(previous: str, link: str) -> str:
     return hashlib.sha256(f"{previous}\0{link}".encode()).hexdigest()
 
 
-def described(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
+def described(rows: Iterable[dict[str, Any] | ProvenanceRecord]) -> dict[str, str]:
     """One item's descriptive fields (title, date, creator, rights, collection, IIIF links) from its
     rows of one run: the ``descriptive`` JSON of its read row; ``{}`` when the manifest gave none."""
+    rows = [r.to_json() if isinstance(r, ProvenanceRecord) else r for r in rows]
     text = next((r.get("descriptive") for r in rows if r["stage"] == "read"), None)
     return json.loads(text) if text else {}
 
@@ -151,16 +211,11 @@ class ProvenanceWriter:
         self.retry = retry or RetryPolicy()
         self.parts: list[str] = []
         self.rows_written = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[ProvenanceRecord] = []
         self._last_commit = time.monotonic()
 
-    def add(self, rows: Iterable[dict[str, Any]]) -> None:
-        rows = list(rows)
-        for row in rows:
-            if row.get("status") not in STATUSES:
-                item, status = row.get("item_id"), row.get("status")
-                raise ValueError(f"provenance row of {item!r}: status {status!r} is not one of {STATUSES}")
-        self._buffer.extend(rows)
+    def add(self, records: Iterable[ProvenanceRecord]) -> None:
+        self._buffer.extend(records)
         due = time.monotonic() - self._last_commit >= self.flush_seconds
         if len(self._buffer) >= self.flush_rows or (due and self._buffer):
             self.flush()
@@ -168,7 +223,8 @@ class ProvenanceWriter:
     def flush(self) -> None:
         if not self._buffer:
             return
-        table = pa.Table.from_pylist(self._buffer, schema=SCHEMA)
+        columns = {name: [getattr(r, name) for r in self._buffer] for name in RECORD_FIELDS}
+        table = pa.table(columns, schema=SCHEMA)
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         uri = join_uri(self.folder, f"part-{len(self.parts):05d}.parquet")

@@ -17,7 +17,15 @@ STAGES = DEFAULT_STEPS
 
 
 def _rows(table, item_id):
+    """An item's rows in pipeline order."""
     return sorted((r for r in table.to_pylist() if r["item_id"] == item_id), key=lambda r: r["stage_index"])
+
+
+def _by_stage(rows):
+    """An item's rows by stage name (each stage runs once per item and run)."""
+    named = {r["stage"]: r for r in rows}
+    assert len(named) == len(rows)
+    return named
 
 
 def test_every_item_gets_one_row_per_stage_and_good_items_an_output(ray_local, collection, tmp_path):
@@ -39,20 +47,22 @@ def test_every_item_gets_one_row_per_stage_and_good_items_an_output(ray_local, c
         assert [r["stage"] for r in rows] == STAGES
         assert all(r["status"] in ("ok", "skipped") for r in rows)
         source = collection.parent / f"scan-{i}.{'png' if i % 2 else 'jpg'}"
-        written = Path(rows[-1]["output_uri"])
+        stage = _by_stage(rows)
+        written = Path(stage["write"]["output_uri"])
         assert written.parent == out and written.name.startswith(output_key(f"item/{i}"))
         assert written.suffix == source.suffix  # the master's format family
         assert {r["output_sha256"] for r in rows} == {hashlib.sha256(written.read_bytes()).hexdigest()}
         assert {r["source_sha256"] for r in rows} == {hashlib.sha256(source.read_bytes()).hexdigest()}
         assert len({r["chain_key"] for r in rows}) == len(STAGES)  # each stage extends the chain
-        assert json.loads(rows[1]["decisions"])["kind"] == ("sepia" if i % 2 else "color")
-        assert rows[3]["status"] == "ok" and json.loads(rows[3]["decisions"])["filled_pixels"] > 0
+        assert json.loads(stage["assess"]["decisions"])["kind"] == ("sepia" if i % 2 else "color")
+        assert stage["inpaint"]["status"] == "ok" and json.loads(stage["inpaint"]["decisions"])["filled_pixels"] > 0
         assert all(r["model_id"] and r["host"] and r["device"] == "cpu" for r in rows)
-        assert rows[-1]["patina_version"]
+        assert stage["write"]["patina_version"]
     for bad in ("missing", "corrupt", "tampered"):
         rows = _rows(table, bad)
-        assert rows[0]["status"] == "failed" and rows[0]["error_message"]
-        assert [r["status"] for r in rows[1:]] == ["skipped"] * (len(STAGES) - 1)
+        read = _by_stage(rows)["read"]
+        assert read["status"] == "failed" and read["error_message"]
+        assert [r["status"] for r in rows if r is not read] == ["skipped"] * (len(STAGES) - 1)
         assert all(r["output_uri"] is None for r in rows)
     written = sorted(p.name for p in out.iterdir() if not p.name.startswith("_"))
     assert len(written) == 4  # nothing for the failed items, no temporaries
@@ -83,9 +93,10 @@ def test_a_stage_failing_on_one_item_fails_only_that_item(ray_local, tmp_path):
     table = read_provenance(str(out))
     failed = _rows(table, "item/0")
     assert [r["status"] for r in failed] == ["ok", "ok", "failed", "skipped"]
-    assert failed[2]["error_type"] == "RuntimeError"
+    assert _by_stage(failed)["enhance"]["error_type"] == "RuntimeError"
     ok = _rows(table, "item/1")
-    assert [r["status"] for r in ok] == ["ok"] * 4 and json.loads(ok[2]["decisions"]) == {"inverted": True}
+    assert [r["status"] for r in ok] == ["ok"] * 4
+    assert json.loads(_by_stage(ok)["enhance"]["decisions"]) == {"inverted": True}
 
 
 def test_a_second_run_into_the_same_output_breaks_nothing(ray_local, tmp_path):

@@ -8,6 +8,7 @@ from patina.manifests.items import Item
 from patina.manifests.planner import last_attempts, plan
 from patina.manifests.provenance import (
     SCHEMA,
+    ProvenanceRecord,
     ProvenanceWriter,
     chain_key,
     read_latest_attempts,
@@ -48,7 +49,7 @@ def history(folder, *attempts) -> str:
         runs.setdefault(rows[0]["run_id"], []).extend(rows)
     for run_id, rows in runs.items():
         writer = ProvenanceWriter(str(folder), run_id)
-        writer.add([{name: r.get(name) for name in SCHEMA.names} for r in rows])
+        writer.add([ProvenanceRecord(**{name: r.get(name) for name in SCHEMA.names}) for r in rows])
         writer.close()
     return str(folder)
 

@@ -176,18 +176,23 @@ def test_a_reused_step_says_it_was_reused_even_if_it_had_skipped_for_another_rea
     from patina.actors.intermediates import save_intermediate
     from patina.actors.io_tasks import read_item
     from patina.actors.item_state import ItemState
+    from patina.manifests.provenance import ProvenanceRecord
 
     stored = ItemState(source_sha256="a" * 64, chain_key="b" * 64)
     for stage, status, decisions in (
         ("read", "ok", {"format": "PNG"}),
         ("inpaint", "skipped", {"reason": "mask is empty"}),
     ):
-        stored.records.append({"stage": stage, "status": status, "decisions": json.dumps(decisions)})
+        stored.records.append(
+            ProvenanceRecord(
+                "", "x", "gone.png", "a" * 64, stage, 0, None, None, "{}", json.dumps(decisions), None, status
+            )
+        )
     kept = tmp_path / "kept.npz"
     save_intermediate(str(kept), np.zeros((4, 4, 3), np.uint16), None, b"", stored.to_json())
     settings = parse_config({}).run_settings("r", str(tmp_path / "out"))
     row = {"item_id": "x", "source_uri": "gone.png", "checksum": "", "resume_index": 4, "resume_uri": str(kept)}
     state = ItemState.from_json(read_item(row, settings)["state"])
-    inpaint = json.loads(state.records[1]["decisions"])
-    assert state.records[1]["status"] == "skipped" and inpaint["reason"] == "reused from a kept intermediate"
-    assert json.loads(state.records[0]["decisions"])["resumed_from"] == str(kept) and state.chain_key == "b" * 64
+    read, inpaint = state.records
+    assert inpaint.status == "skipped" and json.loads(inpaint.decisions)["reason"] == "reused from a kept intermediate"
+    assert json.loads(read.decisions)["resumed_from"] == str(kept) and state.chain_key == "b" * 64

@@ -1,9 +1,21 @@
+import dataclasses
+import types
+import typing
 from datetime import UTC, datetime
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from patina.manifests.provenance import SCHEMA, ProvenanceWriter, chain_key, read_provenance, source_chain_key
+from patina.manifests.provenance import (
+    SCHEMA,
+    ProvenanceRecord,
+    ProvenanceWriter,
+    chain_key,
+    read_provenance,
+    source_chain_key,
+)
 
 
 def _chain(params_per_stage):
@@ -25,15 +37,31 @@ def test_chain_keys_change_from_the_changed_stage_onward_only():
     assert chain_key("k", "m/a@1", None, {}) != chain_key("k", "m/a@1", "0" * 64, {})
 
 
-def _row(i):
-    return {
-        "run_id": "r1",
-        "item_id": f"item-{i}",
-        "stage": "read",
-        "status": "ok",
-        "started_at": datetime(2026, 1, 1, tzinfo=UTC),
-        "duration_s": 0.5,
-    }
+def _row(i, status="ok"):
+    fields = dict.fromkeys(("source_uri", "source_sha256", "stage_index", "model_id", "model_sha256", "params"))
+    fields |= {"decisions": None, "chain_key": None, "started_at": datetime(2026, 1, 1, tzinfo=UTC), "duration_s": 0.5}
+    return ProvenanceRecord(run_id="r1", item_id=f"item-{i}", stage="read", status=status, **fields)
+
+
+ARROW_TYPES = {str: pa.string(), int: pa.int16(), float: pa.float64(), datetime: pa.timestamp("us", tz="UTC")}
+
+
+def test_the_record_has_the_schemas_columns_in_order_with_their_types_and_nullability():
+    hints = typing.get_type_hints(ProvenanceRecord)
+    fields = dataclasses.fields(ProvenanceRecord)
+    assert [f.name for f in fields] == SCHEMA.names
+    for f in fields:
+        column, hint = SCHEMA.field(f.name), hints[f.name]
+        optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+        base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+        assert ARROW_TYPES[base] == column.type, f.name
+        assert optional == column.nullable, f.name
+
+
+def test_a_record_survives_its_json_trip_and_is_stamped_with_the_run():
+    record = dataclasses.replace(_row(1), params='{"a":1}', output_uri="s3://b/x.png")
+    again = ProvenanceRecord.from_json(record.to_json())
+    assert again == record and again.stamped("r2").run_id == "r2" and record.run_id == "r1"
 
 
 def test_writer_commits_whole_parts_readable_by_pyarrow_and_duckdb(tmp_path):
@@ -70,10 +98,7 @@ def test_source_stamps_in_bulk_equal_one_stat_each_locally(tmp_path):
 
 
 def test_a_row_with_an_unknown_status_is_refused_naming_the_item(tmp_path):
-    import pytest
-
-    writer = ProvenanceWriter(str(tmp_path), "r1")
     with pytest.raises(ValueError, match=r"provenance row of 'item-3': status 'done' is not one of"):
-        writer.add([{**_row(3), "status": "done"}])
-    writer.close()
-    assert read_provenance(str(tmp_path)).num_rows == 0  # nothing half-recorded
+        _row(3, status="done")
+    with pytest.raises(ValueError, match=r"status 'done'"):
+        dataclasses.replace(_row(3), status="done")

@@ -16,6 +16,7 @@ from PIL import Image
 from patina.actors.io_tasks import read_item
 from patina.actors.item_state import ItemState
 from patina.flows.config import parse_config
+from patina.manifests.provenance import ProvenanceRecord
 from patina.manifests.retry import RetryPolicy, is_transient, retrying
 
 
@@ -61,7 +62,7 @@ def flaky_server(tmp_path_factory):
     server.shutdown()
 
 
-def _read(uri: str, attempts: int = 4) -> dict:
+def _read(uri: str, attempts: int = 4) -> ProvenanceRecord:
     settings = parse_config({"storage": {"attempts": attempts, "backoff_s": 0.01}}).run_settings("r", "/tmp/out")
     row = {"item_id": "x", "source_uri": uri, "checksum": "", "resume_index": 0, "resume_uri": "", "descriptive": ""}
     (record,) = ItemState.from_json(read_item(row, settings)["state"]).records
@@ -72,9 +73,9 @@ def _read(uri: str, attempts: int = 4) -> dict:
 def test_transient_errors_are_retried_and_the_attempts_recorded(flaky_server, kind):
     url, requests = flaky_server
     record = _read(f"{url}/{kind}/2/a.png")
-    assert record["status"] == "ok", record["error_message"]
+    assert record.status == "ok", record.error_message
     assert requests[f"/{kind}/2/a.png"] == 3  # two failures, then the bytes
-    attempts = json.loads(record["decisions"])["attempts"]
+    attempts = json.loads(record.decisions)["attempts"]
     # ours: one per failure; aiohttp itself resends an idempotent GET once when a kept-alive connection drops
     assert attempts == 3 if kind == "503" else attempts in (2, 3)
 
@@ -82,7 +83,7 @@ def test_transient_errors_are_retried_and_the_attempts_recorded(flaky_server, ki
 def test_attempts_run_out_with_the_count_in_the_message(flaky_server):
     url, requests = flaky_server
     record = _read(f"{url}/503/9/b.png", attempts=3)
-    assert record["status"] == "failed" and "(after 3 attempts)" in record["error_message"]
+    assert record.status == "failed" and "(after 3 attempts)" in record.error_message
     assert requests["/503/9/b.png"] == 3
 
 
@@ -90,7 +91,7 @@ def test_attempts_run_out_with_the_count_in_the_message(flaky_server):
 def test_permanent_errors_are_never_retried(flaky_server, code, message):
     url, requests = flaky_server
     record = _read(f"{url}/{code}/c.png")
-    assert record["status"] == "failed" and message in record["error_message"]
+    assert record.status == "failed" and message in record.error_message
     assert requests[f"/{code}/c.png"] == 1
 
 
