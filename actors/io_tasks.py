@@ -12,11 +12,10 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from patina import __version__
 from patina.actors.intermediates import load_intermediate
-from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, encode_mask
+from patina.actors.item_state import EMPTY_PIXELS, ItemState, PipelineRow, PlannedRow, Step, WrittenRow, encode_mask
 from patina.actors.settings import RunSettings
 from patina.manifests.provenance import canonical_json, described, source_chain_key
 from patina.manifests.retry import is_transient, retrying
@@ -39,7 +38,7 @@ class SourceUnavailable(OSError):
     """The master cannot be opened (missing, forbidden, unreachable)."""
 
 
-def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
+def read_item(row: PlannedRow, settings: RunSettings) -> PipelineRow:
     """Fetch a master read-only, check its fixity and decode it into transport pixels."""
     step = Step("read", 0, READ_MODEL, None, {"max_pixels": settings.max_pixels})
     if row.get("resume_uri"):
@@ -84,7 +83,7 @@ def read_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     return out
 
 
-def _resume(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
+def _resume(row: PlannedRow, settings: RunSettings) -> PipelineRow:
     """Start an item from a kept intermediate: its pixels, mask and state after the reused steps.
 
     The reused steps are recorded again, as ``skipped`` with their chain keys, so this run's
@@ -112,7 +111,7 @@ def _resume(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
     return out
 
 
-def write_item(row: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
+def write_item(row: PipelineRow, settings: RunSettings) -> WrittenRow:
     """Encode a restored item, write it atomically under the output prefix, finish its records."""
     state = ItemState.from_json(row["state"])
     started = time.time()
@@ -144,7 +143,7 @@ def write_step(fmt: str, settings: RunSettings) -> Step:
     return Step("write", len(settings.stages) + 1, WRITE_MODEL, None, params)
 
 
-def output_metadata(row: dict[str, Any], state: ItemState, settings: RunSettings) -> OutputMetadata:
+def output_metadata(row: PipelineRow, state: ItemState, settings: RunSettings) -> OutputMetadata:
     """The derivative's metadata: the master's EXIF and DPI, its processing history and descriptive fields as XMP."""
     steps = [
         HistoryStep(r.stage, r.model_id, r.model_sha256, r.params, r.status)

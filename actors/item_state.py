@@ -1,9 +1,10 @@
-"""The state an item carries through the pipeline beside its pixels.
+"""What an item carries through the pipeline: the Ray Data rows between steps, and its state.
 
-A Ray Data row is ``item_id``, ``source_uri``, ``checksum`` (``algo:hex`` or empty),
-``image`` (uint16 transport pixels), ``mask`` (PNG bytes of the damage mask, empty if none),
-``exif`` (the master's EXIF block, empty if none) and ``state`` (this class as JSON: fixity,
-source metadata, decisions so far, provenance records so far).
+The row contract (:class:`PlannedRow` -> :class:`PipelineRow` -> :class:`WrittenRow`):
+:func:`patina.actors.pipeline.build_dataset` makes a planned row per item; the read step
+(:func:`patina.actors.io_tasks.read_item`) adds the pixels, mask, EXIF and state; each stage
+actor rewrites ``image``, ``mask`` and ``state``; the write step shrinks the row to the item id
+and its final state, from which the driver commits the provenance records.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -25,6 +26,33 @@ from patina.manifests.provenance import ProvenanceRecord, canonical_json, chain_
 
 HOST = socket.gethostname()
 EMPTY_PIXELS = np.zeros((1, 1, 3), dtype=np.uint16)  # stands in for the pixels of a failed item
+
+
+class PlannedRow(TypedDict):
+    """One item as the plan hands it to the read step."""
+
+    item_id: str
+    source_uri: str
+    checksum: str  # ``algo:hex`` from the manifest, or "" (no fixity given)
+    resume_index: int  # > 0: start at this step from the kept intermediate at ``resume_uri``
+    resume_uri: str  # "" when the item starts from its master
+    descriptive: str  # JSON of the manifest's descriptive fields, or ""
+
+
+class PipelineRow(PlannedRow):
+    """One item between the read step and the write step."""
+
+    image: np.ndarray  # uint16 transport pixels (models/image.py); 1x1 for a failed item
+    mask: bytes  # PNG bytes of the damage mask (:func:`encode_mask`), b"" for none
+    exif: bytes  # the master's EXIF block, b"" for none
+    state: str  # :class:`ItemState` as JSON: fixity, source metadata, decisions and records so far
+
+
+class WrittenRow(TypedDict):
+    """One item after the write step: all the driver needs to commit its provenance."""
+
+    item_id: str
+    state: str
 
 
 @dataclass(frozen=True)

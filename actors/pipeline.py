@@ -21,8 +21,8 @@ import ray
 
 from patina.actors.intermediates import intermediate_uri
 from patina.actors.io_tasks import read_item, write_item
-from patina.actors.item_state import ItemState
-from patina.actors.settings import CPU_POOL, Resources, RunSettings, StageSettings
+from patina.actors.item_state import ItemState, PlannedRow
+from patina.actors.settings import AUTO_POOL, CPU_POOL, Resources, RunSettings, StageSettings
 from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
 from patina.manifests.provenance import ProvenanceWriter, canonical_json, provenance_uri
@@ -115,7 +115,7 @@ def place_stages(settings: RunSettings, available_gpus: float | None = None) -> 
     for stage in settings.stages:
         res = stage.resources
         if res.num_gpus is None:
-            pool = res.pool or (stage.stage if share > 0 else CPU_POOL)
+            pool = res.pool if res.pool != AUTO_POOL else (stage.stage if share > 0 else CPU_POOL)
             placed.append(dataclasses.replace(stage, resources=dataclasses.replace(res, num_gpus=share, pool=pool)))
             continue
         if res.num_gpus > 0 and available_gpus <= 0:
@@ -202,7 +202,7 @@ def build_dataset(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the CLI owns the terminal
     resume = resume or {}
-    rows = []
+    rows: list[PlannedRow] = []
     for it in items:
         index, key = resume.get(it.item_id, (0, ""))
         rows.append(
@@ -220,7 +220,7 @@ def build_dataset(
     groups = pool_groups(settings.stages)
     # A memory request from measurement lets Ray place actors by memory (and answers Ray Data's
     # "uses N MiB per worker but requests 0" warning); a configured memory_mb wins.
-    memories = [group[0].resources.memory_bytes or pool_memory_mb(group) * 2**20 for group in groups]
+    memories = [(group[0].resources.memory_mb or pool_memory_mb(group)) * 2**20 for group in groups]
     # The read asks for what a CPU first pool asks, so that Ray Data fuses it into that pool's actors
     # (equal remote args): the decoded pixels then never cross processes.
     read_memory = {"memory": memories[0]} if groups and groups[0][0].resources.num_gpus == 0 else {}

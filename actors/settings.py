@@ -1,34 +1,55 @@
-"""Frozen run settings handed to Ray tasks and actors (validated earlier, in flows.config)."""
+"""Frozen run settings handed to Ray tasks and actors (validated earlier, in flows.config).
+
+These dataclasses hold the one set of defaults: the config (:mod:`patina.flows.config`) validates
+:class:`Resources` and :class:`~patina.models.tiling.LargeImagePolicy` as they are (their
+constraints are ``annotated_types`` that pydantic honours) and takes its other defaults from
+:class:`RunSettings` by name.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Gt, MinLen
 
 from patina.manifests.retry import RetryPolicy
 from patina.models.registry import entry
 from patina.models.tiling import LargeImagePolicy
 
-
-@dataclass(frozen=True)
-class Resources:
-    """How one stage's actor pool is sized and placed (a shared pool: the same for all its stages)."""
-
-    batch_size: int = 4
-    min_actors: int = 1
-    max_actors: int | None = None  # None: as many as the cluster has CPUs (GPUs for a GPU pool)
-    num_cpus: float = 0.25
-    num_gpus: float | None = 0.0  # None: a whole GPU where the cluster has one, else the CPU (placement decides)
-    memory_bytes: int | None = None
-    gpu_fallback: str = "fail"  # "fail" | "cpu": what to do when num_gpus > 0 and the cluster has no GPU
-    # Adjacent stages with the same pool name and resources share one actor pool. "" (network stages
-    # left automatic): placement decides, their own pool on a GPU cluster, else the shared CPU pool.
-    pool: str = ""
-
+AUTO_POOL = "auto"
+"""``pool = "auto"``: classical CPU stages share :data:`CPU_POOL`; a network stage with ``num_gpus``
+unset is placed at run time (its own pool on a GPU cluster, else the CPU pool); any other stage gets
+a pool of its own (:func:`patina.flows.config.resolved_resources`, :func:`patina.actors.pipeline.place_stages`)."""
 
 CPU_POOL = "classical"
 """The pool the classical stages share, and on a cluster without GPUs the automatic network stages too."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """How one stage's actor pool is sized and placed (a shared pool: the same for all its stages).
+
+    As configured (``[stage.NAME.resources]``) and, resolved, as the actors get it.
+    """
+
+    __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by pydantic, never mutated
+
+    batch_size: Annotated[int, Ge(1)] = 4
+    min_actors: Annotated[int, Ge(1)] = 1
+    max_actors: Annotated[int, Ge(1)] | None = None  # None: one per CPU of the cluster (per GPU share for GPU pools)
+    num_cpus: Annotated[float, Gt(0)] = 0.25
+    # None: automatic (classical stages 0; network stages a share of the GPUs where the cluster has them, else CPU)
+    num_gpus: Annotated[float, Ge(0)] | None = None
+    memory_mb: Annotated[int, Ge(1)] | None = None  # None: from the models' measured memory_mb
+    gpu_fallback: Literal["fail", "cpu"] = "fail"  # no GPU in the cluster: fail fast, or run on the CPU
+    # Adjacent stages with the same pool name and resources share one actor pool (see AUTO_POOL).
+    pool: Annotated[str, MinLen(1)] = AUTO_POOL
+
+    def __post_init__(self) -> None:
+        if self.max_actors is not None and self.max_actors < self.min_actors:
+            raise ValueError(f"max_actors ({self.max_actors}) is below min_actors ({self.min_actors})")
 
 
 @dataclass(frozen=True)
@@ -50,7 +71,7 @@ class RunSettings:
     stages: tuple[StageSettings, ...]
     output_format: str = "auto"
     jpeg_quality: int = 95
-    max_pixels: int = 178_956_970
+    max_pixels: int = 250_000_000  # refuse larger images before decoding them
     io_num_cpus: float = 0.25
     storage_options: dict[str, Any] = field(default_factory=dict)
     keep_intermediates: bool = False  # save every stage's result by chain key (actors/intermediates.py)

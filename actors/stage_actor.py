@@ -22,7 +22,7 @@ from patina.actors.io_tasks import write_item
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, Step, decode_mask, encode_mask
 from patina.actors.settings import RunSettings, StageSettings, stage_identity
 from patina.models.image import to_transport, to_working
-from patina.models.registry import build_stage, load_catalogue, load_plugins
+from patina.models.registry import build_stage, load_extensions
 from patina.models.stage import StageInput, StageOutput
 from patina.models.tiling import TiledResult, can_tile, is_large, run_large
 
@@ -76,10 +76,10 @@ class StageActor:
         write: bool = False,
     ) -> None:
         chain = settings if isinstance(settings, tuple) else (settings,)
-        keep = run if run is not None and run.keep_intermediates else None
-        self.runners = [_StageRunner(conf, stage_index + k, keep) for k, conf in enumerate(chain)]
+        saving = run if run is not None and run.keep_intermediates else None
+        self.runners = [_StageRunner(conf, stage_index + k, saving) for k, conf in enumerate(chain)]
         # The last pool, on CPUs, writes the derivatives itself, sparing a hand-off of pixels.
-        self.write = run if write else None
+        self.write_settings = run if write else None
         networks = any(r.stage.spec.architecture != "classical" for r in self.runners)
         if networks and not any(conf.resources.num_gpus for conf in chain):
             import torch  # already loaded by the network stages
@@ -95,10 +95,10 @@ class StageActor:
             runner.run(work)
         images, masks = work.finish()
         states = [s.to_json() for s in work.states]
-        if self.write is None:
+        if self.write_settings is None:
             return dict(batch, image=_column(images), mask=masks, state=states)
         written = [
-            write_item(dict(row, image=image, mask=mask, state=state), self.write)
+            write_item(dict(row, image=image, mask=mask, state=state), self.write_settings)
             for row, image, mask, state in zip(rows, images, masks, states, strict=True)
         ]
         return {"item_id": batch["item_id"], "state": [w["state"] for w in written]}
@@ -107,12 +107,10 @@ class StageActor:
 class _StageRunner:
     """One stage inside an actor: builds it once, runs it over a batch, records what happened."""
 
-    def __init__(self, settings: StageSettings, stage_index: int, keep: RunSettings | None = None) -> None:
+    def __init__(self, settings: StageSettings, stage_index: int, intermediates: RunSettings | None = None) -> None:
         self.settings = settings
-        self.keep = keep  # save each result as an intermediate under keep.output_uri
-        load_plugins(settings.plugins)
-        for catalogue in settings.catalogues:
-            load_catalogue(catalogue)
+        self.intermediate_settings = intermediates  # when set: save each result as an intermediate under its output
+        load_extensions(settings.plugins, settings.catalogues)
         self.stage = build_stage(settings.model_id, settings.params)
         self.step = Step(settings.stage, stage_index, *stage_identity(settings), device=self.stage.device)
         log.info("actor ready: stage %s, model %s, device %s", settings.stage, settings.model_id, self.stage.device)
@@ -131,16 +129,17 @@ class _StageRunner:
         results += [self._run_large(work, i) for i in large]
         for i, result in zip(small + large, results, strict=True):
             self._apply(work, i, result)
-            if self.keep is not None and not work.states[i].failed:
+            if self.intermediate_settings is not None and not work.states[i].failed:
                 self._keep(work, i)
 
     def _keep(self, work: _Batch, i: int) -> None:
         """Save the item as it stands after this stage, by its chain key (actors/intermediates.py)."""
         state, image = work.states[i], work.images[i]
         transport = to_transport(image) if image.dtype == np.float32 else image
-        uri = intermediate_uri(self.keep.output_uri, state.chain_key)
+        saving = self.intermediate_settings
+        uri = intermediate_uri(saving.output_uri, state.chain_key)
         exif = bytes(work.rows[i].get("exif") or b"")
-        save_intermediate(uri, transport, work.mask(i), exif, state.to_json(), self.keep.storage_options)
+        save_intermediate(uri, transport, work.mask(i), exif, state.to_json(), saving.storage_options)
 
     def _mask(self, work: _Batch, i: int) -> np.ndarray | None:
         return work.mask(i) if self.stage.uses_mask else None

@@ -41,7 +41,7 @@ from patina.models.face_identity import face_quality
 from patina.models.faces import alignment, crop_face, detect_faces
 from patina.models.image import to_uint8, to_working
 from patina.models.metrics import psnr, ssim
-from patina.models.registry import _ENTRIES, build_stage, default_params
+from patina.models.registry import build_stage, default_params, entries
 from patina.models.stage import StageInput
 from patina.models.weights import status
 
@@ -138,7 +138,7 @@ class Score:
 def face_models(given: list[str] | None) -> list[str]:
     if given:
         return given
-    return sorted(m for m, e in _ENTRIES.items() if e.spec.stage == "faces" and status(e.spec).present)
+    return sorted(e.spec.id for e in entries() if e.spec.stage == "faces" and status(e.spec).present)
 
 
 def methods(models: list[str]) -> dict[str, object]:

@@ -25,7 +25,7 @@ from PIL import Image
 from patina.models import synthetic as syn
 from patina.models.assessment import assess_image
 from patina.models.metrics import mask_metrics, psnr, ssim
-from patina.models.registry import DEFAULT_MODELS, DEFAULT_STAGES, build_stage, default_params, load_catalogue
+from patina.models.registry import DEFAULT_MODELS, DEFAULT_STAGES, build_stage, default_params, load_extensions
 from patina.models.stage import StageInput
 
 log = logging.getLogger("quality")
@@ -197,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for catalogue in args.catalogue:
-        load_catalogue(catalogue)
+        load_extensions(catalogues=[catalogue])
     detector = args.detector or DEFAULT_MODELS["detect_damage"]
     inpainter = args.inpainter or DEFAULT_MODELS["inpaint"]
     chosen = {"detect_damage": detector, "inpaint": inpainter}

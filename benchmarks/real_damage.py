@@ -186,10 +186,10 @@ def main() -> None:
     if args.textures:
         print(f"{write_textures(args.textures, args.photos)} textures from the dev crops -> {args.textures}")
         return
-    from patina.models.registry import entries, load_catalogue
+    from patina.models.registry import entries, load_extensions
 
     for catalogue in args.catalogue:
-        load_catalogue(catalogue)
+        load_extensions(catalogues=[catalogue])
     detectors = args.detector or [e.spec.id for e in entries() if e.spec.stage == "detect_damage"]
     crops = [c for c in load_crops() if args.split in ("all", c.split)]
     summary = summarize(evaluate(crops, detectors, args.inpainter, args.photos))

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from patina.actors.settings import CPU_POOL, Resources, RunSettings, StageSettings
+from patina.actors.settings import AUTO_POOL, CPU_POOL, Resources, RunSettings, StageSettings
 from patina.manifests.readers import FIELDS as MANIFEST_FIELDS
 from patina.manifests.retry import RetryPolicy
 from patina.models import registry
@@ -34,7 +34,7 @@ from patina.models.stage import STAGE_ORDER
 from patina.models.tiling import LargeImagePolicy
 from patina.models.weights import WeightsError, resolved_sha256
 
-StageName = Literal["assess", "detect_damage", "inpaint", "enhance", "faces", "colorize"]
+StageName = Literal[STAGE_ORDER]  # type: ignore[valid-type] - the stage names, from their one list
 
 
 class ConfigError(ValueError):
@@ -45,61 +45,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ResourcesConfig(_Strict):
-    batch_size: int = Field(4, ge=1)
-    min_actors: int = Field(1, ge=1)
-    max_actors: int | None = Field(None, ge=1)  # None: one per CPU of the cluster (per GPU share for GPU stages)
-    num_cpus: float = Field(0.25, gt=0)
-    # None: classical stages 0; network stages one GPU per actor where the cluster has one, else the CPU
-    num_gpus: float | None = Field(None, ge=0)
-    memory_mb: int | None = Field(None, ge=1)
-    gpu_fallback: Literal["fail", "cpu"] = "fail"  # no GPU in the cluster: fail fast, or run on the CPU
-    # Adjacent stages naming the same pool (with the same resources) share one actor pool. Unset: the
-    # classical CPU stages share "classical" while their resources agree; any other stage has its own.
-    pool: str | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _pool_bounds(self) -> ResourcesConfig:
-        if self.max_actors is not None and self.max_actors < self.min_actors:
-            raise ValueError(f"max_actors ({self.max_actors}) is below min_actors ({self.min_actors})")
-        return self
-
-
 class StageConfig(_Strict):
     model: str | None = None  # None: the registry's default for the stage
     params: dict[str, Any] = Field(default_factory=dict)
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    resources: Resources = Field(default_factory=Resources)
 
 
 class OutputConfig(_Strict):
-    format: Literal["auto", "png", "jpeg", "tiff", "webp"] = "auto"
-    jpeg_quality: int = Field(95, ge=1, le=100)
+    format: Literal["auto", "png", "jpeg", "tiff", "webp"] = RunSettings.output_format
+    jpeg_quality: int = Field(RunSettings.jpeg_quality, ge=1, le=100)
 
 
 class InputConfig(_Strict):
-    max_pixels: int = Field(250_000_000, ge=1)  # refuse larger images before decoding them
-
-
-class LargeImagesConfig(_Strict):
-    """Scans above ``min_pixels`` run tile by tile (models/tiling.py), never as one float32 array."""
-
-    min_pixels: int = Field(16_000_000, ge=1)
-    tile: int = Field(2048, ge=64)
-    proxy_pixels: int = Field(4_000_000, ge=4096)
-    crop: int = Field(2048, ge=64)
+    max_pixels: int = Field(RunSettings.max_pixels, ge=1)  # refuse larger images before decoding them
 
 
 class RayConfig(_Strict):
     address: str | None = None  # join this cluster; None starts a local Ray in-process
     num_cpus: int | None = Field(None, ge=1)  # local Ray only
-    io_num_cpus: float = Field(0.25, gt=0)  # CPUs reserved per read/write task
+    io_num_cpus: float = Field(RunSettings.io_num_cpus, gt=0)  # CPUs reserved per read/write task
 
 
 class ProvenanceConfig(_Strict):
     """When the log commits a Parquet part; items done but not yet committed are redone after a crash."""
 
-    flush_rows: int = Field(5000, ge=1)
-    flush_seconds: float = Field(30.0, gt=0)
+    flush_rows: int = Field(RunSettings.provenance_flush_rows, ge=1)
+    flush_seconds: float = Field(RunSettings.provenance_flush_seconds, gt=0)
 
 
 class ManifestConfig(_Strict):
@@ -138,9 +109,9 @@ class StorageConfig(_Strict):
     secret_block: str | None = Field(None, min_length=1)
     # Transient errors (throttling, 5xx, resets, timeouts) of each read and write: attempts in all,
     # capped exponential backoff with jitter (manifests/retry.py). Missing, forbidden: never retried.
-    attempts: int = Field(5, ge=1)
-    backoff_s: float = Field(0.5, ge=0)
-    backoff_cap_s: float = Field(20.0, ge=0)
+    attempts: int = Field(RetryPolicy.attempts, ge=1)
+    backoff_s: float = Field(RetryPolicy.backoff_s, ge=0)
+    backoff_cap_s: float = Field(RetryPolicy.cap_s, ge=0)
 
     @field_validator("options")
     @classmethod
@@ -164,7 +135,7 @@ class PipelineConfig(_Strict):
     stage: dict[StageName, StageConfig] = Field(default_factory=dict)
     output: OutputConfig = Field(default_factory=OutputConfig)
     input: InputConfig = Field(default_factory=InputConfig)
-    large_images: LargeImagesConfig = Field(default_factory=LargeImagesConfig)
+    large_images: LargeImagePolicy = Field(default_factory=LargeImagePolicy)
     ray: RayConfig = Field(default_factory=RayConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     manifest: ManifestConfig = Field(default_factory=ManifestConfig)
@@ -182,13 +153,10 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _models_resolve(self) -> PipelineConfig:
-        registry.load_plugins(self.plugins)
-        for catalogue in self.catalogues:
-            registry.load_catalogue(catalogue)
         settings = [self.stage_settings(name) for name in self.stages]  # raises with the stage named
         for first, second in itertools.pairwise(settings):
             named = self.stage.get(second.stage, StageConfig()).resources.pool
-            if named and named == first.resources.pool and first.resources != second.resources:
+            if named != AUTO_POOL and named == first.resources.pool and first.resources != second.resources:
                 raise ValueError(
                     f"stages {first.stage!r} and {second.stage!r} share pool {named!r} but their resources differ; "
                     "give them the same resources, or separate pools"
@@ -223,19 +191,15 @@ class PipelineConfig(_Strict):
             raise ValueError(f"stage {stage!r}: {exc}") from exc
         if spec.stage != stage:
             raise ValueError(f"stage {stage!r}: model {model_id} is a {spec.stage!r} model")
-        r = conf.resources
-        resources = Resources(
-            r.batch_size,
-            r.min_actors,
-            r.max_actors,
-            r.num_cpus,
-            r.num_gpus if r.num_gpus is not None or spec.architecture != "classical" else 0.0,
-            r.memory_mb * 2**20 if r.memory_mb else None,
-            r.gpu_fallback,
-            r.pool or _default_pool(stage, spec.architecture, r.num_gpus),
+        return StageSettings(
+            stage=stage,
+            model_id=model_id,
+            params=params,
+            resources=resolved_resources(conf.resources, stage, spec.architecture),
+            plugins=tuple(self.plugins),
+            large=self.large_images,
+            catalogues=tuple(self.catalogues),
         )
-        large = LargeImagePolicy(**self.large_images.model_dump())
-        return StageSettings(stage, model_id, params, resources, tuple(self.plugins), large, tuple(self.catalogues))
 
     @staticmethod
     def _with_weights(settings: StageSettings) -> StageSettings:
@@ -264,12 +228,18 @@ class PipelineConfig(_Strict):
         )
 
 
-def _default_pool(stage: str, architecture: str, num_gpus: float | None) -> str:
-    """Classical CPU stages share the CPU pool; a network left automatic is placed at run time
-    (:func:`patina.actors.pipeline.place_stages`); any other stage has a pool of its own."""
-    if architecture == "classical" and not num_gpus:
-        return CPU_POOL
-    return "" if num_gpus is None else stage
+def resolved_resources(configured: Resources, stage: str, architecture: str) -> Resources:
+    """A stage's resources as its actors get them: a classical stage's automatic ``num_gpus`` is 0, and
+    ``pool = "auto"`` becomes the CPU pool (classical CPU stages), stays automatic (a network left
+    automatic: :func:`patina.actors.pipeline.place_stages` decides at run time) or names the stage's own."""
+    classical = architecture == "classical"
+    num_gpus = 0.0 if configured.num_gpus is None and classical else configured.num_gpus
+    pool = configured.pool
+    if pool == AUTO_POOL and (classical and not num_gpus):
+        pool = CPU_POOL
+    elif pool == AUTO_POOL and num_gpus is not None:
+        pool = stage
+    return dataclasses.replace(configured, num_gpus=num_gpus, pool=pool)
 
 
 def load_config(path: str | Path | None) -> PipelineConfig:
@@ -288,8 +258,22 @@ def load_config(path: str | Path | None) -> PipelineConfig:
     return parse_config(data, str(path))
 
 
+class _Extensions(BaseModel):
+    """The part of a config that brings models in: read first, so that the stages can name them."""
+
+    model_config = ConfigDict(extra="ignore")
+    plugins: list[str] = Field(default_factory=list)
+    catalogues: list[str] = Field(default_factory=list)
+
+
 def parse_config(data: dict[str, Any], source: str = "config") -> PipelineConfig:
+    """Validate a config's data: its plugins and catalogues are registered first, then everything else."""
     try:
+        extensions = _Extensions.model_validate(data)
+        try:
+            registry.load_extensions(extensions.plugins, extensions.catalogues)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())

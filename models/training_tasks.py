@@ -21,8 +21,9 @@ from patina.models import synthetic as syn
 from patina.models.damage_textures import DamageTexture, composite
 from patina.models.image import AB_RANGE, decode_ab, encode_ab, lab_ab, luminance, with_ab
 from patina.models.metrics import ab_error, colourfulness, mask_metrics, psnr, ssim
+from patina.models.networks import run_padded
 from patina.models.stage import StageInput
-from patina.models.unet import AB_BINS, ColourDecoder, UNet, ab_bin_targets, run_unet
+from patina.models.unet import AB_BINS, UNet, UNetDescriptor, ab_bin_targets
 
 if TYPE_CHECKING:  # the trainer imports this module
     from patina.models.training import TrainConfig
@@ -130,13 +131,19 @@ def _baseline(model_id: str):
     return build_stage(model_id, default_params(model_id))
 
 
+def run_unet(model: UNet, stage: str, image: np.ndarray, device: str, channels: int | None = None) -> np.ndarray:
+    """A U-Net in training over one image, as inference runs it (its stage's wrapper, the one runner)."""
+    descriptor = UNetDescriptor(model, stage)
+    return run_padded(descriptor, image, model.config.multiple, device, pad_mode=descriptor.pad_mode, channels=channels)
+
+
 def _evaluate_detect(model: UNet, images: list[np.ndarray], device: str, seed: int) -> dict[str, dict[str, float]]:
     """Pixel metrics of the network and of the classical detector on the same damaged images."""
     baseline = _baseline("classical/dust-scratch-detector@1")
     learned, classical, truth = [], [], []
     for index, clean in enumerate(images):
         image, mask = damage_sample(clean, np.random.default_rng(seed * 1000 + index))
-        learned.append((torch.sigmoid(torch.from_numpy(run_unet(model, image, device))).numpy()[..., 0] > 0.5).ravel())
+        learned.append((run_unet(model, "detect_damage", image, device)[..., 0] > 0.5).ravel())
         classical.append(baseline.process(StageInput(image)).mask.ravel())
         truth.append(mask.ravel())
     truth_all = np.concatenate(truth)
@@ -169,7 +176,7 @@ def _fill_loss(output: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor,
 
 def fill(model: UNet, image: np.ndarray, hole: np.ndarray, device: str) -> np.ndarray:
     """The image with ``hole`` filled by an inpainting U-Net; pixels outside the hole unchanged."""
-    out = np.clip(run_unet(model, hole_input(image, hole), device), 0.0, 1.0)
+    out = run_unet(model, "inpaint", hole_input(image, hole), device, channels=3)
     return np.where(hole[..., None], out, image).astype(np.float32)
 
 
@@ -227,7 +234,7 @@ def _evaluate_colorize(model: UNet, images: list[np.ndarray], device: str, seed:
     rows: dict[str, list[dict[str, float]]] = {"learned": [], "gray": [], "flat_sepia": [], "truth": []}
     for clean in images:
         gray = np.repeat(luminance(clean)[..., None], 3, axis=2)
-        ab = decode_ab(run_unet(ColourDecoder(model), luminance(clean)[..., None], device))
+        ab = decode_ab(run_unet(model, "colorize", luminance(clean)[..., None], device))
         for name, colour in (
             ("learned", with_ab(clean, ab)),
             ("gray", gray),

