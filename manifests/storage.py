@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import secrets
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import fsspec
 from fsspec.core import url_to_fs
+
+from patina.models.atomic_files import TEMPORARY_PREFIX, atomic_bytes
 
 
 def filesystem(uri: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -125,24 +127,7 @@ def atomic_write(uri: str, data: bytes, storage_options: dict | None = None) -> 
     if not is_local(fs):
         fs.pipe_file(path, data)
         return
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, TEMPORARY_PREFIX + secrets.token_hex(8))
-    # created as open() creates files (0666 less the umask), not as mkstemp does (0600, which the rename keeps)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-TEMPORARY_PREFIX = ".tmp-"
+    atomic_bytes(Path(path), data)  # a temporary beside it, fsynced, renamed over it
 
 
 def remove_temporaries(uri: str, since: float, storage_options: dict | None = None) -> int:

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from patina.models import ncnn, unet
+from patina.models.atomic_files import replacing
 from patina.models.spec import ModelSpec
 from patina.models.tiling import blend_tiles
 from patina.models.torch_compat import import_spandrel
-from patina.models.weights import WeightsError, cache_dir, file_sha256, replacing, weights_path
+from patina.models.weights import WeightsError, cache_dir, file_sha256, weights_path
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from patina.models.atomic_files import atomic_bytes, replacing
 from patina.models.damage_textures import load_textures
 from patina.models.networks import best_device
 from patina.models.training_tasks import TASKS, Task, Textures
 from patina.models.unet import UNet, UNetConfig, config_metadata
-from patina.models.weights import atomic_bytes, replacing
 
 log = logging.getLogger(__name__)
 

@@ -17,20 +17,18 @@ later load is checked against it. The cache is ``$PATINA_WEIGHTS_CACHE``, else
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.util
 import json
 import logging
 import os
-import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
 
+from patina.models.atomic_files import atomic_bytes, temporary_beside
 from patina.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -110,32 +108,6 @@ def _write_pin(root: Path, spec: ModelSpec, sha256: str) -> None:
     pins = _read_pins(root)
     pins[spec.id] = sha256
     atomic_bytes(_pins_path(root), json.dumps(pins, indent=1, sort_keys=True).encode())
-
-
-def temporary_beside(path: Path) -> Path:
-    """A fresh name beside ``path`` for a file to be renamed over it. Files made under it with ``open()``
-    get the umask's mode (0644 under 022), where tempfile's are 0600 and keep that through the rename."""
-    return path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-
-
-@contextlib.contextmanager
-def replacing(path: Path) -> Iterator[Path]:
-    """A fresh temporary name beside ``path`` to write in the block: it replaces ``path`` when the
-    block ends, and is removed when the block fails, so ``path`` holds a whole file or its old one.
-    Unique per call: concurrent writers of one path never share a temporary."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_beside(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all."""
-    with replacing(path) as tmp, open(tmp, "xb") as handle:
-        handle.write(data)
 
 
 def expected_sha256(spec: ModelSpec, root: Path | None = None) -> str | None:

@@ -119,7 +119,7 @@ def test_temporaries_of_dead_writers_are_removed_only_from_this_run(tmp_path):
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o027])
 def test_atomic_write_gives_the_mode_a_plain_open_gives_under_the_umask(tmp_path, umask):
-    from patina.models.weights import atomic_bytes
+    from patina.models.atomic_files import atomic_bytes
 
     previous = os.umask(umask)
     try:

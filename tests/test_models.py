@@ -320,7 +320,7 @@ def test_images_smaller_than_the_padding_multiple_run(tmp_path):
 
 
 def test_replacing_gives_each_writer_its_own_temporary_and_keeps_the_old_file_on_failure(tmp_path):
-    from patina.models.weights import replacing
+    from patina.models.atomic_files import replacing
 
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"old")
