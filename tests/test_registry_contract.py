@@ -26,13 +26,12 @@ from patina.models.unet import STAGE_CHANNELS, UNet, UNetConfig, config_metadata
 import_spandrel()  # torchvision shim first: spandrel's architectures import torchvision
 
 from spandrel.architectures.ESRGAN import ESRGAN  # noqa: E402
-from spandrel.architectures.GFPGAN.__arch.gfpganv1_clean_arch import GFPGANv1Clean  # noqa: E402
 from spandrel.architectures.LaMa import LaMa  # noqa: E402
-from spandrel.architectures.RestoreFormer import RestoreFormer  # noqa: E402
 from spandrel.architectures.SCUNet import SCUNet  # noqa: E402
 from spandrel.architectures.SwinIR import SwinIR  # noqa: E402
-from spandrel_extra_arches.architectures.CodeFormer import CodeFormer  # noqa: E402
 from spandrel_extra_arches.architectures.DDColor import DDColor  # noqa: E402
+
+from tests.test_models import FACE_MODELS  # noqa: E402
 
 
 def _unet(spec: ModelSpec) -> UNet:
@@ -48,20 +47,7 @@ RANDOM_INIT = {  # architecture -> a small random-init network fitting the spec 
     ),
     "SCUNet": lambda spec: SCUNet(config=[1] * 7, dim=64),
     "LaMa": lambda spec: LaMa(in_nc=4),
-    "GFPGAN": lambda spec: GFPGANv1Clean(
-        out_size=512,
-        num_style_feat=512,
-        channel_multiplier=2,
-        different_w=True,
-        sft_half=True,
-        num_mlp=8,
-        input_is_latent=True,
-        decoder_load_path=None,
-        fix_decoder=False,
-        narrow=1,
-    ),
-    "CodeFormer": lambda spec: CodeFormer(),
-    "RestoreFormer": lambda spec: RestoreFormer(),
+    **{name: (lambda spec, build=build: build()) for name, build in FACE_MODELS},  # GFPGAN, CodeFormer, RestoreFormer
     "DDColor": lambda spec: DDColor(
         encoder_name="convnext-t", input_size=(64, 64), nf=512, num_queries=16, dec_layers=1, num_output_channels=2
     ),
