@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from patina.manifests.items import Item
 from patina.manifests.provenance import next_key, source_chain_key, step_link
@@ -74,76 +76,120 @@ class Attempt:
     """An item's latest attempt, as much of it as planning needs (one small object per item)."""
 
     source_sha256: str | None  # of the master, as read
-    read_decisions: str | None  # JSON of the read step's decisions (format, source stamp)
-    steps: tuple[tuple[str, str], ...]  # (stage, chain key) of every step after the read, in order
+    source_stamp: str | None  # the master's size and modification stamp, as read
+    source_format: str  # the master's format, as read ("" if unread): the write step's params follow it
+    final_key: str | None  # chain key after its last step
+    steps_count: int  # steps after the read
     finished: bool  # its last step is a successful write
+    first_row: int  # where its rows start in :class:`LatestAttempts`' table (its read row)
 
 
-def last_attempts(latest: pa.Table) -> dict[str, Attempt]:
-    """Each item's :class:`Attempt` from the rows of its latest run
-    (:func:`~patina.manifests.provenance.read_latest_attempts`)."""
-    rows = latest.sort_by([("item_id", "ascending"), ("stage_index", "ascending")])
-    columns = [rows[name].to_pylist() for name in ("item_id", "stage", "status", "chain_key", "source_sha256")]
-    decisions = rows["decisions"]
-    attempts: dict[str, Attempt] = {}
-    start = 0
-    for end in range(1, rows.num_rows + 1):
-        if end < rows.num_rows and columns[0][end] == columns[0][start]:
-            continue
-        item_id, stages, statuses, keys, shas = (column[start:end] for column in columns)
-        attempts[item_id[0]] = Attempt(
-            source_sha256=shas[0],
-            read_decisions=decisions[start].as_py(),
-            steps=tuple(zip(stages[1:], keys[1:], strict=True)),
-            finished=stages[-1] == "write" and statuses[-1] == "ok",
-        )
-        start = end
-    return attempts
+class LatestAttempts:
+    """Each item's latest attempt (:func:`~patina.manifests.provenance.read_latest_attempts`'s rows).
+
+    Per item one :class:`Attempt`; the chain keys of its steps stay in one Arrow table, read
+    only for the items whose last key differs from the expected one (a nightly no-op reads none).
+    """
+
+    def __init__(self, latest: pa.Table) -> None:
+        rows = latest.sort_by([("item_id", "ascending"), ("stage_index", "ascending")])
+        n = rows.num_rows
+        ids = rows["item_id"]
+        if n:
+            differs = pc.not_equal(ids.slice(0, n - 1), ids.slice(1)).to_numpy(zero_copy_only=False)
+            last = np.flatnonzero(np.append(differs, True))
+        else:
+            last = np.zeros(0, np.int64)
+        first = np.concatenate([[0], last[:-1] + 1]).astype(np.int64) if n else last
+        reads = rows.select(["item_id", "source_sha256", "decisions"]).take(first)
+        ends = rows.select(["stage", "status", "chain_key"]).take(last)
+        stamps, formats = _read_facts(reads["decisions"].to_pylist())
+        finished = pc.and_(pc.equal(ends["stage"], "write"), pc.equal(ends["status"], "ok")).to_pylist()
+        self.attempts: dict[str, Attempt] = {
+            item_id: Attempt(sha, stamp, fmt, key, int(count), bool(done), int(start))
+            for item_id, sha, stamp, fmt, key, count, done, start in zip(
+                reads["item_id"].to_pylist(),
+                reads["source_sha256"].to_pylist(),
+                stamps,
+                formats,
+                ends["chain_key"].to_pylist(),
+                last - first,
+                finished,
+                first,
+                strict=True,
+            )
+        }
+        self._steps = rows.select(["stage", "chain_key"])
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.attempts
+
+    def __len__(self) -> int:
+        return len(self.attempts)
+
+    def steps(self, item_id: str) -> tuple[tuple[str, str], ...]:
+        """(stage, chain key) of every step of the item's latest attempt after the read, in order."""
+        attempt = self.attempts[item_id]
+        rows = self._steps.slice(attempt.first_row + 1, attempt.steps_count)
+        return tuple(zip(rows["stage"].to_pylist(), rows["chain_key"].to_pylist(), strict=True))
+
+
+def _read_facts(decisions: list[str | None]) -> tuple[list[str | None], list[str]]:
+    """Source stamps and formats from the read rows' decisions (JSON), interned: masters share formats."""
+    stamps, formats, seen = [], [], {}
+    for text in decisions:
+        found = json.loads(text) if text else {}
+        stamps.append(found.get("source_stamp"))
+        fmt = found.get("format") or ""
+        formats.append(seen.setdefault(fmt, fmt))
+    return stamps, formats
 
 
 def plan(
     items: Sequence[Item],
-    attempts: dict[str, Attempt],
+    latest: LatestAttempts,
     steps: Sequence[StepIdentity],
-    write_link: Callable[[dict[str, Any]], tuple[str, str]],
+    write_link: Callable[[str], tuple[str, str]],
     stamps: dict[str, str | None],
 ) -> Plan:
     """Classify every item (see the module docstring).
 
-    ``attempts``: each item's latest attempt (:func:`last_attempts`); ``steps``: the configured
-    stages' identities, in order; ``write_link(read_decisions)``: the write step's stage and
-    :func:`~patina.manifests.provenance.step_link` for an item (its params depend on its format);
-    ``stamps``: each item's current source stamp
+    ``latest``: each item's latest attempt; ``steps``: the configured stages' identities, in
+    order; ``write_link(source_format)``: the write step's stage and
+    :func:`~patina.manifests.provenance.step_link` for an item (its params follow the master's
+    format); ``stamps``: each item's current source stamp
     (:func:`patina.manifests.storage.source_stamp`), None if unknown.
     """
     result = Plan()
     links = [(stage, step_link(*identity)) for stage, *identity in steps]
+    expected_of: dict[tuple[str | None, str], list[tuple[str, str]]] = {}  # masters shared by items: once each
     for item in items:
-        attempt = attempts.get(item.item_id)
+        attempt = latest.attempts.get(item.item_id)
         if attempt is None:
             result.new.append(item.item_id)
             continue
         if not attempt.finished:
             result.failed.append(item.item_id)
             continue
-        decisions = _json(attempt.read_decisions)
         sha = attempt.source_sha256
-        moved = stamps.get(item.item_id) is None or stamps[item.item_id] != decisions.get("source_stamp")
+        moved = stamps.get(item.item_id) is None or stamps[item.item_id] != attempt.source_stamp
         if moved or (item.checksum and item.checksum[0] == "sha256" and item.checksum[1] != sha):
             result.source.append(item.item_id)
             continue
-        expected = _expected_keys(sha, [*links, write_link(decisions)])
-        recorded = attempt.steps
-        mismatch = [k for k, step in enumerate(expected) if k >= len(recorded) or recorded[k] != step]
-        if not mismatch and len(recorded) == len(expected):
-            result.unchanged.append(item.item_id)
+        identity = (sha, attempt.source_format)
+        if (expected := expected_of.get(identity)) is None:
+            expected = expected_of[identity] = _expected_keys(sha, [*links, write_link(attempt.source_format)])
+        if attempt.steps_count == len(expected) and attempt.final_key == expected[-1][1]:
+            result.unchanged.append(item.item_id)  # the last key covers every step before it
             continue
+        recorded = latest.steps(item.item_id)
+        mismatch = [k for k, step in enumerate(expected) if k >= len(recorded) or recorded[k] != step]
         first = mismatch[0] if mismatch else len(expected) - 1
         result.changed[item.item_id] = expected[first][0]
         if first > 0:  # steps are numbered from 1 (0 is the read): resume at first + 1
             result.resume_points[item.item_id] = (first + 1, expected[first - 1][1])
     listed = {item.item_id for item in items}
-    result.removed.extend(sorted(set(attempts) - listed))
+    result.removed.extend(sorted(set(latest.attempts) - listed))
     return result
 
 
@@ -153,7 +199,3 @@ def _expected_keys(source_sha256: str, links: Sequence[tuple[str, str]]) -> list
         key = next_key(key, link)
         out.append((stage, key))
     return out
-
-
-def _json(text: str | None) -> dict[str, Any]:
-    return json.loads(text) if text else {}

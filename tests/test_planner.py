@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from patina.manifests.items import Item
-from patina.manifests.planner import last_attempts, plan
+from patina.manifests.planner import LatestAttempts, plan
 from patina.manifests.provenance import (
     SCHEMA,
     ProvenanceRecord,
@@ -57,7 +57,7 @@ def history(folder, *attempts) -> str:
 def planned(items, output, steps=STEPS, stamps=None):
     stamps = stamps if stamps is not None else {item.item_id: "10:1" for item in items}
     write_link = (WRITE[0], step_link(*WRITE[1:]))
-    return plan(items, last_attempts(read_latest_attempts(output)), steps, lambda decisions: write_link, stamps)
+    return plan(items, LatestAttempts(read_latest_attempts(output)), steps, lambda source_format: write_link, stamps)
 
 
 def test_each_item_is_classified_by_its_latest_attempt(tmp_path):
@@ -108,7 +108,10 @@ def test_latest_attempts_come_from_each_items_latest_run_over_many_runs(tmp_path
     by_item = {row["item_id"]: row["run_id"] for row in latest.to_pylist()}
     assert by_item == {"a": "20260103T000000Z-000002", "b": "20260104T000000Z-000003", "c": "20260103T000000Z-000002"}
     assert latest.num_rows == 3 * (len(STEPS) + 2) and set(latest.column_names) >= {"chain_key", "decisions"}
-    attempts = last_attempts(latest)
-    assert json.loads(attempts["b"].read_decisions)["source_stamp"] == "night3"
-    assert attempts["a"].finished and [stage for stage, _ in attempts["a"].steps] == ["assess", "enhance", "write"]
+    attempts = LatestAttempts(latest)
+    b = attempts.attempts["b"]
+    assert (b.source_stamp, b.source_format, b.steps_count) == ("night3", "png", len(STEPS) + 1)
+    assert attempts.attempts["a"].finished and "d" not in attempts and len(attempts) == 3
+    assert [stage for stage, _ in attempts.steps("a")] == ["assess", "enhance", "write"]
+    assert attempts.steps("b")[-1][1] == b.final_key == keys((*STEPS, WRITE))[-1][1]
     assert read_latest_attempts(str(tmp_path / "nothing")).num_rows == 0
