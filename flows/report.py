@@ -18,6 +18,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from patina.manifests.provenance import described, read_run, run_ids
 from patina.manifests.storage import atomic_write, join_uri, read_bytes
@@ -52,11 +54,11 @@ def write_report(
     if not runs:
         raise ValueError(f"no provenance under {output_uri}")
     run_id = run_id or runs[-1]
-    rows = read_run(output_uri, run_id, storage_options).to_pylist()  # one run's folder, however long the history
-    if not rows:
+    table = read_run(output_uri, run_id, storage_options)  # one run's folder, however long the history
+    if not table.num_rows:
         raise ValueError(f"no run {run_id!r} under {output_uri}")
     uri = report_uri(output_uri, run_id)
-    atomic_write(uri, render(run_id, rows, storage_options, sample).encode(), storage_options)
+    atomic_write(uri, render(run_id, table, storage_options, sample).encode(), storage_options)
     return uri
 
 
@@ -74,45 +76,93 @@ EXPERIMENTAL = {
 }
 """Stages whose output a reviewer must be warned about, with why (shown when the run used them)."""
 
+BATCH_ROWS = 10_000
+"""Rows turned into Python at a time: a run of 100,000 items has 300,000 or more (never all at once)."""
 
-def render(run_id: str, rows: list[dict[str, Any]], storage_options: dict | None = None, sample: int = 12) -> str:
-    """The report's HTML for one run's provenance rows."""
+
+class _Tally:
+    """What the report counts over a run's rows, one batch at a time; the rows themselves are not kept."""
+
+    def __init__(self) -> None:
+        self.items: set[str] = set()
+        self.restored: set[str] = set()
+        self.failed: dict[str, dict[str, Any]] = {}  # item -> its first failed row
+        self.flagged: set[str] = set()
+        self.rights: dict[str, str] = {}  # item -> its rights statement ("" for none)
+        self.seconds: dict[tuple[int, str], list[float]] = defaultdict(list)
+        self.statuses: dict[str, Counter] = defaultdict(Counter)
+        self.decisions: dict[str, Counter] = defaultdict(Counter)
+        self.applied: set[str] = set()  # stages that changed at least one item
+        self.faces: set[str] = set()  # items the faces stage looked at
+
+    def add(self, row: dict[str, Any]) -> None:
+        item, stage, status = row["item_id"], row["stage"], row["status"]
+        self.items.add(item)
+        self.seconds[(row["stage_index"] or 0, stage)].append(row["duration_s"] or 0.0)
+        self.statuses[stage][status] += 1
+        if status == "ok":
+            self.applied.add(stage)
+        if status == "failed":
+            self.failed.setdefault(item, row)
+        if stage == "write" and status == "ok":
+            self.restored.add(item)
+        if stage == "faces" and status in ("ok", "skipped"):
+            self.faces.add(item)
+        decisions = json.loads(row["decisions"] or "{}")
+        if stage == "read":
+            self.rights[item] = described([row]).get("rights", "")
+            if decisions.get("warnings"):
+                self.flagged.add(item)
+        for key in CATEGORICAL.get(stage, ()):
+            if key in decisions:
+                self.decisions[f"{stage}.{key}"][str(decisions[key])] += 1
+        if stage not in ("read", "write") and status == "skipped" and "reason" in decisions:
+            self.decisions[f"{stage}: skipped because"][decisions["reason"]] += 1
+
+
+def _rows_of(table: pa.Table, item_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The rows of ``item_ids`` only, by item, in the table's order."""
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        items[row["item_id"]].append(row)
-    failed = {i: next(r for r in rs if r["status"] == "failed") for i, rs in items.items() if _failed(rs)}
-    restored = sorted(i for i, rs in items.items() if any(r["stage"] == "write" and r["status"] == "ok" for r in rs))
-    flagged = sorted(i for i in restored if _warnings(items[i]))
+    if item_ids:
+        chosen = table.filter(pc.is_in(table["item_id"], value_set=pa.array(sorted(item_ids), pa.string())))
+        for row in chosen.to_pylist():
+            items[row["item_id"]].append(row)
+    return items
+
+
+def render(run_id: str, table: pa.Table, storage_options: dict | None = None, sample: int = 12) -> str:
+    """The report's HTML for one run's provenance (a table with :data:`~patina.manifests.provenance.SCHEMA`)."""
+    tally = _Tally()
+    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+        for row in batch.to_pylist():
+            tally.add(row)
+    failed = tally.failed
+    restored = sorted(tally.restored)
+    flagged = sorted(tally.flagged & tally.restored)
     shown = sorted(set(restored[:sample]) | set(flagged))
+    detailed = _rows_of(table, set(shown) | (tally.faces & tally.restored))
     e = html.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>patina run {e(run_id)}</title>",
         f"<style>{STYLE}</style></head><body><h1>patina run <code>{e(run_id)}</code></h1>",
         "<table><tr><th>items</th><th>restored</th><th>failed</th><th>flagged</th></tr>",
-        f"<tr><td>{len(items)}</td><td>{len(restored)}</td><td>{len(failed)}</td><td>{len(flagged)}</td></tr></table>",
-        *(
-            f"<p class='warn'>{e(text)}</p>"
-            for stage, text in EXPERIMENTAL.items()
-            if any(r["stage"] == stage and r["status"] == "ok" for r in rows)
-        ),
+        f"<tr><td>{len(tally.items)}</td><td>{len(restored)}</td><td>{len(failed)}</td><td>{len(flagged)}</td></tr>"
+        "</table>",
+        *(f"<p class='warn'>{e(text)}</p>" for stage, text in EXPERIMENTAL.items() if stage in tally.applied),
         "<h2>Rights</h2>",
-        _rights({item_id: described(item_rows) for item_id, item_rows in items.items()}),
+        _rights(Counter(tally.rights.get(item, "") for item in tally.items)),
         "<h2>Steps</h2>",
-        _timings(rows),
+        _timings(tally.seconds, tally.statuses),
         "<h2>Decisions</h2>",
-        _decisions(rows),
+        _decisions(tally.decisions),
         f"<h2>Failures ({len(failed)})</h2>",
         _failures(failed),
-        _faces(items, storage_options),
+        _faces({item: detailed[item] for item in sorted(tally.faces & tally.restored)}, storage_options),
         f"<h2>Before and after ({len(shown)} of {len(restored)}: a sample and every flagged item)</h2>",
-        *(_pair(item_id, items[item_id], item_id in flagged, storage_options) for item_id in shown),
+        *(_pair(item_id, detailed[item_id], item_id in flagged, storage_options) for item_id in shown),
         "</body></html>",
     ]
     return "".join(parts)
-
-
-def _failed(rows: list[dict[str, Any]]) -> bool:
-    return any(r["status"] == "failed" for r in rows)
 
 
 def _warnings(rows: list[dict[str, Any]]) -> list[str]:
@@ -120,12 +170,7 @@ def _warnings(rows: list[dict[str, Any]]) -> list[str]:
     return json.loads(read["decisions"] or "{}").get("warnings", []) if read else []
 
 
-def _timings(rows: list[dict[str, Any]]) -> str:
-    by_stage: dict[tuple[int, str], list[float]] = defaultdict(list)
-    statuses: dict[str, Counter] = defaultdict(Counter)
-    for row in rows:
-        by_stage[(row["stage_index"] or 0, row["stage"])].append(row["duration_s"] or 0.0)
-        statuses[row["stage"]][row["status"]] += 1
+def _timings(by_stage: dict[tuple[int, str], list[float]], statuses: dict[str, Counter]) -> str:
     out = [
         "<table><tr><th>step</th><th>ok</th><th>skipped</th><th>failed</th><th>total s</th><th>mean s</th>"
         "<th>p95 s</th></tr>"
@@ -139,15 +184,7 @@ def _timings(rows: list[dict[str, Any]]) -> str:
     return "".join([*out, "</table>"])
 
 
-def _decisions(rows: list[dict[str, Any]]) -> str:
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for row in rows:
-        decisions = json.loads(row["decisions"] or "{}")
-        for key in CATEGORICAL.get(row["stage"], ()):
-            if key in decisions:
-                counts[f"{row['stage']}.{key}"][str(decisions[key])] += 1
-        if row["stage"] not in ("read", "write") and row["status"] == "skipped" and "reason" in decisions:
-            counts[f"{row['stage']}: skipped because"][decisions["reason"]] += 1
+def _decisions(counts: dict[str, Counter]) -> str:
     out = ["<table><tr><th>decision</th><th>value</th><th>items</th></tr>"]
     for name, values in sorted(counts.items()):
         for value, count in values.most_common():
@@ -170,9 +207,8 @@ def _caption(fields: dict[str, str]) -> str:
     return f"<p class='meta'>{' · '.join(parts)}</p>" if parts else ""
 
 
-def _rights(by_item: dict[str, dict[str, str]]) -> str:
+def _rights(counts: Counter) -> str:
     """How many items of the run carry each rights statement (and how many none)."""
-    counts = Counter(fields.get("rights", "") for fields in by_item.values())
     out = ["<table><tr><th>rights statement</th><th>items</th></tr>"]
     for statement, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         text = _link_or_text(statement) if statement else "<i>none in the manifest</i>"

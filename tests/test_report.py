@@ -100,15 +100,18 @@ def test_report_renders_in_headless_chromium(reported, tmp_path):
 
 
 def test_report_warns_that_colorize_is_experimental_only_when_it_ran(reported):
+    import pyarrow as pa
+
     from patina.flows.report import render
-    from patina.manifests.provenance import read_provenance
+    from patina.manifests.provenance import SCHEMA, read_provenance
 
     out, _ = reported
-    rows = read_provenance(str(out)).to_pylist()
-    assert "colorize is experimental" not in render("run-r", rows)
+    table = read_provenance(str(out))
+    assert "colorize is experimental" not in render("run-r", table)
+    rows = table.to_pylist()
     enhance = next(r for r in rows if r["stage"] == "enhance" and r["status"] == "ok")
     colorized = [*rows, {**enhance, "stage": "colorize", "stage_index": enhance["stage_index"] + 1}]
-    assert "colorize is experimental" in render("run-r", colorized)
+    assert "colorize is experimental" in render("run-r", pa.Table.from_pylist(colorized, schema=SCHEMA))
 
 
 def test_everything_a_run_writes_is_readable_as_the_umask_says(reported):
