@@ -42,6 +42,7 @@ import io
 import json
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -245,25 +246,34 @@ PLANNING_COLUMNS = ("run_id", "item_id", "stage", "stage_index", "status", "chai
 def read_latest_attempts(output_uri: str, storage_options: dict | None = None) -> pa.Table:
     """Each item's rows from the latest run that processed it: the planner's columns only.
 
-    Two passes, so planning costs about the same after a year of nightly runs as after one:
-    the item and run id of every attempt (its read row; one run id per part: cheap), then the
-    planner's columns from the parts of the runs that are some item's latest (folders are
-    named by run id). Every attempt, resumed ones too, records its read step.
+    Planning costs about the same after a year of nightly runs as after one: the log is listed
+    once; runs are taken newest first (folders are named by sortable run ids), and of each only
+    the item ids of its read rows are read (every attempt, resumed ones too, records its read
+    step) until it is known which run is each item's latest; then the planner's columns are read
+    from those runs alone, for those items alone. Memory holds one run's ids at a time and one
+    set of the items seen, never the whole history's.
     """
     fs, path = filesystem(provenance_uri(output_uri), storage_options)
     columns = list(PLANNING_COLUMNS)
     if not fs.exists(path):
         return SCHEMA.empty_table().select(columns)
-    dataset = pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs)
-    reads = dataset.to_table(columns=["item_id", "run_id"], filter=pc.field("stage") == "read")  # one per attempt
-    latest = reads.group_by("item_id").aggregate([("run_id", "max")])
-    runs = set(latest["run_id_max"].unique().to_pylist())
-    parts = [f for f in dataset.files if f.rstrip("/").rsplit("/", 2)[-2] in runs]
-    rows = pads.dataset(parts, schema=SCHEMA, format="parquet", filesystem=fs).to_table(columns=columns)
-    keep = pa.table({"item_id": latest["item_id"], "run_id": latest["run_id_max"]})
-    joined = rows.join(keep, ["item_id", "run_id"], join_type="inner")
-    pa.default_memory_pool().release_unused()  # the passes' buffers: give them back, a nightly driver lives long
-    return joined
+    files_of: dict[str, list[str]] = defaultdict(list)
+    for file in pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs).files:  # one listing
+        files_of[file.rstrip("/").rsplit("/", 2)[-2]].append(file)
+    is_read = pc.field("stage") == "read"
+    seen: set[str] = set()
+    parts = []
+    for run_id in sorted(files_of, reverse=True):
+        run = pads.dataset(files_of[run_id], schema=SCHEMA, format="parquet", filesystem=fs)
+        ids = pc.unique(run.to_table(columns=["item_id"], filter=is_read)["item_id"]).to_pylist()
+        latest = [item_id for item_id in ids if item_id not in seen]
+        if not latest:
+            continue
+        seen.update(latest)
+        wanted = None if len(latest) == len(ids) else pc.field("item_id").isin(pa.array(latest, pa.string()))
+        parts.append(run.to_table(columns=columns, filter=wanted))
+    pa.default_memory_pool().release_unused()  # the reads' buffers: give them back, a nightly driver lives long
+    return pa.concat_tables(parts) if parts else SCHEMA.empty_table().select(columns)
 
 
 def run_ids(output_uri: str, storage_options: dict | None = None) -> list[str]:
