@@ -114,11 +114,15 @@ def http_server(tmp_path_factory):
 
 @pytest.fixture
 def s3_endpoint():
-    """A real S3 HTTP endpoint on loopback (moto's server)."""
+    """A real S3 HTTP endpoint on loopback (moto's server), empty: moto keeps its buckets in the process,
+    so without a reset one test would see another's objects (the order of tests would matter)."""
+    import urllib.request
+
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")).close()
     yield f"http://{host}:{port}"
     server.stop()
