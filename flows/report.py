@@ -140,7 +140,8 @@ def render(run_id: str, table: pa.Table, storage_options: dict | None = None, sa
     restored = sorted(tally.restored)
     flagged = sorted(tally.flagged & tally.restored)
     shown = sorted(set(restored[:sample]) | set(flagged))
-    detailed = _rows_of(table, set(shown) | (tally.faces & tally.restored))
+    with_faces = sorted(tally.faces & tally.restored)
+    detailed = _rows_of(table, {*shown, *with_faces})
     e = html.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>patina run {e(run_id)}</title>",
@@ -157,7 +158,7 @@ def render(run_id: str, table: pa.Table, storage_options: dict | None = None, sa
         _decisions(tally.decisions),
         f"<h2>Failures ({len(failed)})</h2>",
         _failures(failed),
-        _faces({item: detailed[item] for item in sorted(tally.faces & tally.restored)}, storage_options),
+        _faces({item: detailed[item] for item in with_faces}, storage_options),
         f"<h2>Before and after ({len(shown)} of {len(restored)}: a sample and every flagged item)</h2>",
         *(_pair(item_id, detailed[item_id], item_id in flagged, storage_options) for item_id in shown),
         "</body></html>",

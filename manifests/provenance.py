@@ -180,9 +180,14 @@ def next_key(previous: str, link: str) -> str:
 def described(rows: Iterable[dict[str, Any] | ProvenanceRecord]) -> dict[str, str]:
     """One item's descriptive fields (title, date, creator, rights, collection, IIIF links) from its
     rows of one run: the ``descriptive`` JSON of its read row; ``{}`` when the manifest gave none."""
-    rows = [r.to_json() if isinstance(r, ProvenanceRecord) else r for r in rows]
-    text = next((r.get("descriptive") for r in rows if r["stage"] == "read"), None)
+    read = next((r for r in rows if _field(r, "stage") == "read"), None)
+    text = _field(read, "descriptive") if read is not None else None
     return json.loads(text) if text else {}
+
+
+def _field(row: dict[str, Any] | ProvenanceRecord, name: str) -> Any:
+    """A column's value from a row read back (a dict) or a record being written."""
+    return getattr(row, name) if isinstance(row, ProvenanceRecord) else row.get(name)
 
 
 def provenance_uri(output_uri: str) -> str:
