@@ -43,7 +43,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -248,26 +248,23 @@ class ProvenanceWriter:
 PLANNING_COLUMNS = ("run_id", "item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions")
 
 
-def read_latest_attempts(output_uri: str, storage_options: dict | None = None) -> pa.Table:
-    """Each item's rows from the latest run that processed it: the planner's columns only.
+def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -> Iterator[pa.Table]:
+    """Each item's rows from the latest run that processed it (the planner's columns), a run at a time.
 
     Planning costs about the same after a year of nightly runs as after one: the log is listed
     once; runs are taken newest first (folders are named by sortable run ids), and of each only
     the item ids of its read rows are read (every attempt, resumed ones too, records its read
-    step) until it is known which run is each item's latest; then the planner's columns are read
-    from those runs alone, for those items alone. Memory holds one run's ids at a time and one
-    set of the items seen, never the whole history's.
+    step); the planner's columns are then read from that run, a batch at a time, for the items
+    not seen in a newer one. Memory holds one run's item ids and one set of the ids seen.
     """
     fs, path = filesystem(provenance_uri(output_uri), storage_options)
-    columns = list(PLANNING_COLUMNS)
     if not fs.exists(path):
-        return SCHEMA.empty_table().select(columns)
+        return
     files_of: dict[str, list[str]] = defaultdict(list)
     for file in pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs).files:  # one listing
         files_of[file.rstrip("/").rsplit("/", 2)[-2]].append(file)
     is_read = pc.field("stage") == "read"
     seen: set[str] = set()
-    parts = []
     for run_id in sorted(files_of, reverse=True):
         run = pads.dataset(files_of[run_id], schema=SCHEMA, format="parquet", filesystem=fs)
         ids = pc.unique(run.to_table(columns=["item_id"], filter=is_read)["item_id"]).to_pylist()
@@ -276,9 +273,17 @@ def read_latest_attempts(output_uri: str, storage_options: dict | None = None) -
             continue
         seen.update(latest)
         wanted = None if len(latest) == len(ids) else pc.field("item_id").isin(pa.array(latest, pa.string()))
-        parts.append(run.to_table(columns=columns, filter=wanted))
+        del ids
+        for batch in run.to_batches(columns=list(PLANNING_COLUMNS), filter=wanted):
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch])
     pa.default_memory_pool().release_unused()  # the reads' buffers: give them back, a nightly driver lives long
-    return pa.concat_tables(parts) if parts else SCHEMA.empty_table().select(columns)
+
+
+def read_latest_attempts(output_uri: str, storage_options: dict | None = None) -> pa.Table:
+    """:func:`latest_attempt_parts` as one table (empty, with the planner's columns, if there is no log)."""
+    parts = list(latest_attempt_parts(output_uri, storage_options))
+    return pa.concat_tables(parts) if parts else SCHEMA.empty_table().select(list(PLANNING_COLUMNS))
 
 
 def run_ids(output_uri: str, storage_options: dict | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""Manifest readers: a manifest (any fsspec URI) -> validated list of :class:`Item`.
+"""Manifest readers: a manifest (any fsspec URI) -> validated :class:`Item` s, streamed as read.
 
 Formats: CSV (header row), JSON Lines (one object per line), Parquet, and IIIF Presentation
 v2/v3 (:mod:`patina.manifests.iiif`). Every reader yields ``(where, record)`` pairs; the item
@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO
 
 import fsspec
 import pyarrow as pa
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from patina.manifests import iiif
 from patina.manifests.items import DESCRIPTIVE_FIELDS, Item, ManifestError, parse_checksum
-from patina.manifests.storage import parent_uri, read_bytes, resolve_uri
+from patina.manifests.storage import filesystem, parent_uri, resolve_uri
 
 REQUIRED_FIELDS = ("item_id", "source_uri")
 CHECKSUM_FIELDS = ("checksum", "sha256", "md5")
@@ -72,12 +72,16 @@ def _descriptive(record: Mapping[str, Any]) -> tuple[dict[str, str | None], set[
     return found, used
 
 
-def items_from_records(records: Records, manifest_uri: str) -> list[Item]:
-    """Validate ``(where, record)`` pairs into items; ``where`` names the line for errors."""
+def items_from_records(records: Records, manifest_uri: str) -> Iterator[tuple[str, Item]]:
+    """Validate ``(where, record)`` pairs into ``(where, item)``; ``where`` names the line for errors.
+
+    Every rule but unique ids, which whoever gathers the items checks (:func:`read_manifest` in
+    memory; the planner per bucket of ids, see :mod:`patina.manifests.buckets`), with
+    :func:`duplicate_id`.
+    """
     base = parent_uri(manifest_uri)
-    seen: dict[str, str] = {}
     schemes: dict[str, str | None] = {}
-    items: list[Item] = []
+    count = 0
     for where, record in records:
         item_id = _text(record.get("item_id"))
         source = _text(record.get("source_uri"))
@@ -85,9 +89,6 @@ def items_from_records(records: Records, manifest_uri: str) -> list[Item]:
             raise ManifestError(f"{where}: item_id is empty")
         if not source:
             raise ManifestError(f"{where}: source_uri is empty for item {item_id!r}")
-        if item_id in seen:
-            raise ManifestError(f"{where}: duplicate item_id {item_id!r} (first at {seen[item_id]})")
-        seen[item_id] = where
         checksum = None
         for name in CHECKSUM_FIELDS:
             value = _text(record.get(name))
@@ -102,10 +103,14 @@ def items_from_records(records: Records, manifest_uri: str) -> list[Item]:
         descriptive, used = _descriptive(record)
         skip = {*REQUIRED_FIELDS, *CHECKSUM_FIELDS, *DESCRIPTIVE_FIELDS, *used}
         metadata = {k: v for k, v in record.items() if k not in skip and v not in (None, "")}
-        items.append(Item(item_id, uri, checksum, metadata, **descriptive))
-    if not items:
+        count += 1
+        yield where, Item(item_id, uri, checksum, metadata, **descriptive)
+    if not count:
         raise ManifestError(f"{manifest_uri}: the manifest lists no items")
-    return items
+
+
+def duplicate_id(where: str, item_id: str, first: str) -> ManifestError:
+    return ManifestError(f"{where}: duplicate item_id {item_id!r} (first at {first})")
 
 
 def _text(value: Any) -> str:
@@ -126,61 +131,76 @@ def _scheme_problem(uri: str, cache: dict[str, str | None]) -> str | None:
     return cache[scheme]
 
 
-def csv_records(data: bytes, manifest_uri: str, columns: Columns | None = None) -> Records:
-    """Rows of a CSV manifest with a header row."""
-    text = _decode(data, manifest_uri)
+def csv_records(stream: BinaryIO, manifest_uri: str, columns: Columns | None = None) -> Records:
+    """Rows of a CSV manifest with a header row, as they are read."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        reader = csv.DictReader(text, strict=True)
         header = _mapped_header(list(reader.fieldnames or []), columns, manifest_uri)
         reader.fieldnames = header
         _require_columns(header, manifest_uri)
-        records = []
         for row in reader:
             where = f"{manifest_uri} line {reader.line_num}"
             if None in row:
                 raise ManifestError(f"{where}: more fields than the header has")
-            records.append((where, row))
+            yield where, row
     except csv.Error as exc:
         raise ManifestError(f"{manifest_uri}: malformed CSV: {exc}") from exc
-    return records
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{manifest_uri}: not UTF-8 text ({exc})") from exc
 
 
-def jsonl_records(data: bytes, manifest_uri: str, columns: Columns | None = None) -> Records:
-    """Objects of a JSON Lines manifest, one per non-blank line."""
-    records = []
-    for number, line in enumerate(_decode(data, manifest_uri).splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{manifest_uri} line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{where}: malformed JSON: {exc.msg} (column {exc.colno})") from exc
-        if not isinstance(record, dict):
-            raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        records.append((where, renamed(record, columns)))
-    return records
-
-
-def parquet_records(data: bytes, manifest_uri: str, columns: Columns | None = None) -> Records:
-    """Rows of a Parquet manifest (row numbers count from 1)."""
+def jsonl_records(stream: BinaryIO, manifest_uri: str, columns: Columns | None = None) -> Records:
+    """Objects of a JSON Lines manifest, one per non-blank line, as they are read."""
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        for number, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8-sig"), start=1):
+            if not line.strip():
+                continue
+            where = f"{manifest_uri} line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{where}: malformed JSON: {exc.msg} (column {exc.colno})") from exc
+            if not isinstance(record, dict):
+                raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            yield where, renamed(record, columns)
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{manifest_uri}: not UTF-8 text ({exc})") from exc
+
+
+PARQUET_BATCH_ROWS = 10_000
+
+
+def parquet_records(stream: BinaryIO, manifest_uri: str, columns: Columns | None = None) -> Records:
+    """Rows of a Parquet manifest (row numbers count from 1), a batch of rows at a time."""
+    try:
+        file = pq.ParquetFile(stream)
     except (pa.ArrowException, OSError) as exc:
         raise ManifestError(f"{manifest_uri}: not a readable Parquet file: {exc}") from exc
-    table = table.rename_columns(_mapped_header(table.column_names, columns, manifest_uri))
-    _require_columns(table.column_names, manifest_uri)
-    return [(f"{manifest_uri} row {n}", row) for n, row in enumerate(table.to_pylist(), start=1)]
+    names = _mapped_header(file.schema_arrow.names, columns, manifest_uri)
+    _require_columns(names, manifest_uri)
+    number, batches = 0, file.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:
+            raise ManifestError(f"{manifest_uri}: unreadable Parquet after row {number}: {exc}") from exc
+        if batch is None:
+            return
+        for row in batch.rename_columns(names).to_pylist():
+            number += 1
+            yield f"{manifest_uri} row {number}", row
 
 
-def iiif_records(data: bytes, manifest_uri: str, columns: Columns | None = None) -> Records:
-    """Canvases of a IIIF manifest; ``columns`` maps ``metadata`` labels (``creator = "Fotograf"``)."""
+def iiif_records(stream: BinaryIO, manifest_uri: str, columns: Columns | None = None) -> Records:
+    """Canvases of a IIIF manifest (one JSON document, read whole); ``columns`` maps ``metadata`` labels."""
     try:
-        document = json.loads(_decode(data, manifest_uri))
+        document = json.loads(_decode(stream.read(), manifest_uri))
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise ManifestError(f"{manifest_uri}: malformed JSON at {where}: {exc.msg}") from exc
-    return [(where, renamed(record, columns)) for where, record in iiif.records(document, manifest_uri)]
+    for where, record in iiif.records(document, manifest_uri):
+        yield where, renamed(record, columns)
 
 
 def _require_columns(header: list[str], manifest_uri: str) -> None:
@@ -189,7 +209,7 @@ def _require_columns(header: list[str], manifest_uri: str) -> None:
         raise ManifestError(f"{manifest_uri}: missing column(s) {missing}; header is {list(header)}")
 
 
-READERS: dict[str, Callable[[bytes, str, Columns | None], Records]] = {
+READERS: dict[str, Callable[[BinaryIO, str, Columns | None], Records]] = {
     ".csv": csv_records,
     ".jsonl": jsonl_records,
     ".ndjson": jsonl_records,
@@ -198,9 +218,12 @@ READERS: dict[str, Callable[[bytes, str, Columns | None], Records]] = {
 }
 
 
-def read_manifest(manifest_uri: str, storage_options: dict | None = None, columns: Columns | None = None) -> list[Item]:
-    """Read a manifest: the reader is chosen by extension; without one, a IIIF manifest is recognised by content.
+def iter_manifest(
+    manifest_uri: str, storage_options: dict | None = None, columns: Columns | None = None
+) -> Iterator[tuple[str, Item]]:
+    """``(where, item)`` for each item, validated as the manifest streams in (ids not yet checked unique).
 
+    The reader is chosen by extension; without one, a IIIF manifest is recognised by content.
     ``columns`` (``{patina field: the manifest's name}``) reads a collection's own headers.
     """
     name = manifest_uri.rstrip("/").rsplit("/", 1)[-1]
@@ -208,17 +231,34 @@ def read_manifest(manifest_uri: str, storage_options: dict | None = None, column
     reader = READERS.get(suffix)
     if reader is None and suffix:
         raise ManifestError(f"{manifest_uri}: unsupported manifest type {suffix!r}; supported: {sorted(READERS)}")
+    fs, path = filesystem(manifest_uri, storage_options)
     try:
-        data = read_bytes(manifest_uri, storage_options)
+        stream = fs.open(path, "rb")
     except FileNotFoundError as exc:
         raise ManifestError(f"{manifest_uri}: manifest not found") from exc
     except PermissionError as exc:
         raise ManifestError(f"{manifest_uri}: permission denied reading the manifest") from exc
-    if reader is None:  # e.g. https://example.org/iiif/book1/manifest
-        if not data.lstrip().startswith(b"{"):
-            raise ManifestError(f"{manifest_uri}: no extension and not a IIIF JSON manifest; name it .csv, .jsonl, ...")
-        reader = iiif_records
-    return items_from_records(reader(data, manifest_uri, columns), manifest_uri)
+    with stream:
+        if reader is None:  # e.g. https://example.org/iiif/book1/manifest
+            if not stream.read(4096).lstrip().startswith(b"{"):
+                raise ManifestError(
+                    f"{manifest_uri}: no extension and not a IIIF JSON manifest; name it .csv, .jsonl, ..."
+                )
+            stream.seek(0)
+            reader = iiif_records
+        yield from items_from_records(reader(stream, manifest_uri, columns), manifest_uri)
+
+
+def read_manifest(manifest_uri: str, storage_options: dict | None = None, columns: Columns | None = None) -> list[Item]:
+    """Every item of a manifest, in memory (see :func:`iter_manifest`); ids must be unique."""
+    seen: dict[str, str] = {}
+    items = []
+    for where, item in iter_manifest(manifest_uri, storage_options, columns):
+        if item.item_id in seen:
+            raise duplicate_id(where, item.item_id, seen[item.item_id])
+        seen[item.item_id] = where
+        items.append(item)
+    return items
 
 
 def _decode(data: bytes, manifest_uri: str) -> str:
