@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from patina.actors.intermediates import intermediate_uri
 from patina.actors.io_tasks import read_item, write_item
-from patina.actors.item_state import ItemState, PlannedRow
+from patina.actors.item_state import ItemState
+from patina.actors.planning import PlannedRows, items_table, planned_rows
 from patina.actors.settings import AUTO_POOL, CPU_POOL, Resources, RunSettings, StageSettings
 from patina.actors.stage_actor import StageActor
 from patina.manifests.items import Item
-from patina.manifests.provenance import ProvenanceWriter, canonical_json, provenance_uri
-from patina.manifests.storage import remove_temporaries
+from patina.manifests.provenance import ProvenanceWriter, provenance_uri
+from patina.manifests.storage import filesystem, remove_temporaries
 from patina.models.registry import entry
 from patina.models.weights import WeightsError, pull
 
@@ -195,27 +196,30 @@ def pool_size(res: Resources, cluster: dict[str, float], memory_bytes: int = 0) 
     return max(res.min_actors, fits, 1)
 
 
-def build_dataset(
-    items: Sequence[Item], settings: RunSettings, resume: dict[str, tuple[int, str]] | None = None
-) -> ray.data.Dataset:
+BLOCKS = 10_000
+"""Most input blocks of a run: a block of planned rows is the unit Ray Data hands a read task or an actor."""
+
+
+def input_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -> ray.data.Dataset:
+    """The planned rows, streamed: a run's Parquet parts, or rows made here from items (tests, small callers).
+
+    Blocks of ``ceil(n / BLOCKS)`` rows (1 up to 10,000 items), so that reads and stages spread over
+    every worker; the split streams (no all-to-all step holding every row).
+    """
+    if isinstance(source, PlannedRows):
+        fs, path = filesystem(source.uri, settings.storage_options)
+        ds, count = ray.data.read_parquet(path, filesystem=PyFileSystem(FSSpecHandler(fs))), source.count
+    else:
+        rows = planned_rows(items_table(("", item) for item in source), {}, settings.output_uri)
+        ds, count = ray.data.from_arrow(rows), rows.num_rows
+    return ds.repartition(target_num_rows_per_block=max(1, -(-count // BLOCKS)))
+
+
+def build_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -> ray.data.Dataset:
     """The lazy Ray Data dataset of the whole pipeline (nothing runs until consumed)."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the CLI owns the terminal
-    resume = resume or {}
-    rows: list[PlannedRow] = []
-    for it in items:
-        index, key = resume.get(it.item_id, (0, ""))
-        rows.append(
-            {
-                "item_id": it.item_id,
-                "source_uri": it.source_uri,
-                "checksum": ":".join(it.checksum) if it.checksum else "",
-                "resume_index": index,  # > 0: start at this step from the kept intermediate
-                "resume_uri": intermediate_uri(settings.output_uri, key) if key else "",
-                "descriptive": canonical_json(described) if (described := it.descriptive()) else "",
-            }
-        )
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 10_000)))
+    ds = input_dataset(source, settings)
     index, cluster = 1, ray.cluster_resources()
     groups = pool_groups(settings.stages)
     # A memory request from measurement lets Ray place actors by memory (and answers Ray Data's
@@ -248,20 +252,22 @@ def build_dataset(
     return ds.map(write_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
 
 
+MAX_FAILURES_LISTED = 1000
+"""Failures a summary lists (every one is counted, and every one is in the provenance and the report)."""
+
+
 def run_pipeline(
-    items: Sequence[Item],
-    settings: RunSettings,
-    progress: ProgressCallback | None = None,
-    resume: dict[str, tuple[int, str]] | None = None,
+    source: Sequence[Item] | PlannedRows, settings: RunSettings, progress: ProgressCallback | None = None
 ) -> RunSummary:
-    """Run every item through the pipeline; returns the run's summary.
+    """Run every planned row (or every item) through the pipeline; returns the run's summary.
 
     Requires a Ray session (see :func:`ray_session`).
     """
     settings = place_stages(settings)
     fetch_weights(settings)
     started, started_wall = time.monotonic(), time.time()
-    summary = RunSummary(settings.run_id, settings.output_uri, provenance_uri(settings.output_uri), total=len(items))
+    total = source.count if isinstance(source, PlannedRows) else len(source)
+    summary = RunSummary(settings.run_id, settings.output_uri, provenance_uri(settings.output_uri), total=total)
     writer = ProvenanceWriter(
         settings.output_uri,
         settings.run_id,
@@ -273,13 +279,14 @@ def run_pipeline(
     if progress is not None:
         progress(0, summary.total, 0)
     try:
-        for row in build_dataset(items, settings, resume).iter_rows():
+        for row in build_dataset(source, settings).iter_rows():
             state = ItemState.from_json(row["state"])
             writer.add(record.stamped(settings.run_id) for record in state.records)
             if state.failed:
                 summary.failed += 1
                 bad = next(r for r in state.records if r.status == "failed")
-                summary.failures.append(Failure(row["item_id"], bad.stage, bad.error_type, bad.error_message))
+                if len(summary.failures) < MAX_FAILURES_LISTED:
+                    summary.failures.append(Failure(row["item_id"], bad.stage, bad.error_type, bad.error_message))
             else:
                 summary.succeeded += 1
             if progress is not None:

@@ -1,43 +1,285 @@
-"""Plan a run against the provenance already under its output (glue around manifests/planner.py)."""
+"""Plan a run against the provenance already under its output (glue around manifests/planner.py).
+
+The manifest and each item's latest attempt stream into a local spill partitioned by item-id
+bucket (:mod:`patina.manifests.buckets`) and are planned one group of buckets at a time, so the
+driver's memory does not grow with the collection. The rows to run are written as Parquet parts
+under ``<output>/_planned/<run_id>/``, from which Ray Data streams them to the read step; the
+driver keeps only the counts (and, when asked, every item's class).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Sequence
+import io
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from patina.actors.intermediates import intermediate_uri
 from patina.actors.io_tasks import write_step
 from patina.actors.settings import RunSettings, stage_identity
+from patina.manifests.buckets import BucketSpill, groups, spill_folder
 from patina.manifests.items import Item
 from patina.manifests.planner import LatestAttempts, Plan, StepIdentity, plan
-from patina.manifests.provenance import read_latest_attempts, step_link
-from patina.manifests.storage import filesystem, source_stamps
+from patina.manifests.provenance import PLANNING_COLUMNS, SCHEMA, canonical_json, latest_attempt_parts, step_link
+from patina.manifests.readers import duplicate_id
+from patina.manifests.retry import retrying
+from patina.manifests.storage import atomic_write, check_output_location, filesystem, join_uri, source_stamps
 from patina.models.codecs import output_format
 
+log = logging.getLogger(__name__)
+
 STAMP_THREADS = 32  # concurrent metadata requests (stat / HEAD) when planning
+GROUP_ROWS = 50_000  # manifest and history rows planned at a time (a group of buckets holds about this many)
+SPILL_BATCH = 20_000  # manifest items gathered before they are spilled
+PLANNED_DIR = "_planned"
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("source_uri", pa.string()),
+        ("checksum", pa.string()),  # "algo:hex" or ""
+        ("descriptive", pa.string()),  # canonical JSON of Item.descriptive(), or ""
+        ("where", pa.string()),  # the manifest line, for errors
+    ]
+)
+ROWS_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("source_uri", pa.string()),
+        ("checksum", pa.string()),
+        ("resume_index", pa.int64()),
+        ("resume_uri", pa.string()),
+        ("descriptive", pa.string()),
+    ]
+)
+""":class:`~patina.actors.item_state.PlannedRow` as Arrow: what the read step gets per item."""
 
 
-def plan_run(items: Sequence[Item], settings: RunSettings) -> Plan:
-    """What running ``items`` with ``settings`` must do, given the provenance under its output."""
-    latest = LatestAttempts(read_latest_attempts(settings.output_uri, settings.storage_options))
-    steps: list[StepIdentity] = [(s.stage, *stage_identity(s)) for s in settings.stages]
+@dataclass(frozen=True)
+class PlannedRows:
+    """The planned rows of a run: Parquet parts in ``uri`` (a folder), ``count`` rows in all."""
 
-    @functools.cache  # one link per output format, not one per item
-    def write_link(source_format: str) -> tuple[str, str]:
-        step = write_step(output_format(source_format, settings.output_format), settings)
-        return step.stage, step_link(step.model_id, step.model_sha256, step.params)
+    uri: str
+    count: int
 
-    known = [item for item in items if item.item_id in latest]  # new items need no stamp
-    by_uri = source_stamps({item.source_uri for item in known}, settings.storage_options, STAMP_THREADS)
-    stamps = {item.item_id: by_uri[item.source_uri] for item in known}
-    planned = plan(items, latest, steps, write_link, stamps)
-    if settings.keep_intermediates and planned.resume_points:
-        fs, _ = filesystem(settings.output_uri, settings.storage_options)
-        points = list(planned.resume_points.items())
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will do: counts (None when every item runs), its rows, and every item's class if asked."""
+
+    counts: dict[str, Any] | None
+    total: int  # items in the manifest
+    to_run: int
+    rows: PlannedRows | None = None  # written when asked and something is to run
+    items: Plan | None = None  # every item's class (``patina plan --json``, tests)
+
+
+def items_table(entries: Iterable[tuple[str, Item]]) -> pa.Table:
+    """Items (with where the manifest lists them) as :data:`ITEMS_SCHEMA` rows."""
+    columns: dict[str, list[str]] = {name: [] for name in ITEMS_SCHEMA.names}
+    for where, item in entries:
+        columns["item_id"].append(item.item_id)
+        columns["source_uri"].append(item.source_uri)
+        columns["checksum"].append(":".join(item.checksum) if item.checksum else "")
+        columns["descriptive"].append(canonical_json(described) if (described := item.descriptive()) else "")
+        columns["where"].append(where)
+    return pa.table(columns, schema=ITEMS_SCHEMA)
+
+
+def planned_rows(items: pa.Table, resume: dict[str, tuple[int, str]], output_uri: str) -> pa.Table:
+    """:data:`ROWS_SCHEMA` rows of ``items``: each starts at its resume point (a kept intermediate) or its master."""
+    points = [resume.get(item_id, (0, "")) for item_id in items["item_id"].to_pylist()]
+    return pa.table(
+        {
+            "item_id": items["item_id"],
+            "source_uri": items["source_uri"],
+            "checksum": items["checksum"],
+            "resume_index": pa.array([index for index, _ in points], pa.int64()),
+            "resume_uri": pa.array(
+                [intermediate_uri(output_uri, key) if key else "" for _, key in points], pa.string()
+            ),
+            "descriptive": items["descriptive"],
+        },
+        schema=ROWS_SCHEMA,
+    )
+
+
+def planned_uri(output_uri: str, run_id: str) -> str:
+    return join_uri(output_uri, PLANNED_DIR, run_id)
+
+
+def remove_planned(rows: PlannedRows | None, storage_options: dict | None = None) -> None:
+    """Delete a run's planned rows (they are the run's input, not its record: provenance is)."""
+    if rows is None:
+        return
+    fs, path = filesystem(rows.uri, storage_options)
+    try:
+        fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        pass
+
+
+def plan_run(
+    entries: Iterable[tuple[str, Item]],
+    settings: RunSettings,
+    *,
+    everything: bool = False,
+    write: bool = True,
+    keep_items: bool = False,
+    group_rows: int = GROUP_ROWS,
+) -> RunPlan:
+    """What running the manifest's ``entries`` (``(where, item)``, :func:`~patina.manifests.readers.iter_manifest`)
+    with ``settings`` must do, given the provenance under its output.
+
+    ``everything``: every item runs, whatever the log says. ``write``: write the rows to run
+    under ``<output>/_planned/<run_id>/`` (:class:`PlannedRows`). ``keep_items``: also return
+    every item's class (memory grows with the collection: for ``patina plan --json`` and tests).
+    Ids must be unique (checked per bucket); a master inside the output is refused.
+    """
+    with tempfile.TemporaryDirectory(prefix="patina-plan-", dir=spill_folder()) as name:
+        folder = Path(name)
+        spilled = _spill_manifest(entries, settings.output_uri, BucketSpill(folder, "items", ITEMS_SCHEMA))
+        history = BucketSpill(folder, "latest", pa.schema([SCHEMA.field(name) for name in PLANNING_COLUMNS]))
+        if not everything:
+            for part in latest_attempt_parts(settings.output_uri, settings.storage_options):
+                history.add(part)
+        planner = _GroupPlanner(settings, everything)
+        folder_uri = planned_uri(settings.output_uri, settings.run_id)
+        try:
+            for number, buckets in enumerate(groups(spilled.rows_per_bucket + history.rows_per_bucket, group_rows)):
+                rows = planner.plan(spilled.read(buckets), history.read(buckets), keep_items)
+                if write and rows.num_rows:
+                    _write_part(join_uri(folder_uri, f"part-{number:05d}.parquet"), rows, settings)
+        except BaseException:
+            if write:
+                remove_planned(PlannedRows(folder_uri, 0), settings.storage_options)
+            raise
+    total = int(spilled.rows_per_bucket.sum())
+    rows_out = PlannedRows(folder_uri, planner.to_run) if write and planner.to_run else None
+    counts = None if everything else planner.counts()
+    return RunPlan(counts, total, planner.to_run, rows_out, planner.items if keep_items else None)
+
+
+def _spill_manifest(entries: Iterable[tuple[str, Item]], output_uri: str, spill: BucketSpill) -> BucketSpill:
+    batch: list[tuple[str, Item]] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) >= SPILL_BATCH:
+            _spill_items(batch, output_uri, spill)
+            batch = []
+    _spill_items(batch, output_uri, spill)
+    return spill
+
+
+def _spill_items(batch: list[tuple[str, Item]], output_uri: str, spill: BucketSpill) -> None:
+    check_output_location(output_uri, [item.source_uri for _, item in batch])
+    spill.add(items_table(batch))
+
+
+def _write_part(uri: str, rows: pa.Table, settings: RunSettings) -> None:
+    sink = io.BytesIO()
+    pq.write_table(rows, sink, compression="zstd")
+    retrying(lambda: atomic_write(uri, sink.getvalue(), settings.storage_options), settings.retry, f"write {uri}")
+
+
+class _GroupPlanner:
+    """Plans one group of buckets at a time and adds up what it found."""
+
+    def __init__(self, settings: RunSettings, everything: bool) -> None:
+        self.settings = settings
+        self.everything = everything
+        self.steps: list[StepIdentity] = [(s.stage, *stage_identity(s)) for s in settings.stages]
+        self.tally: Counter[str] = Counter()
+        self.changed: Counter[str] = Counter()
+        self.to_run = 0
+        self.items = Plan()
+        self._write_links: dict[str, tuple[str, str]] = {}
+
+    def write_link(self, source_format: str) -> tuple[str, str]:
+        """The write step's stage and link for a master of ``source_format`` (one per format, not per item)."""
+        if source_format not in self._write_links:
+            step = write_step(output_format(source_format, self.settings.output_format), self.settings)
+            self._write_links[source_format] = step.stage, step_link(step.model_id, step.model_sha256, step.params)
+        return self._write_links[source_format]
+
+    def plan(self, items: pa.Table, history: pa.Table, keep_items: bool) -> pa.Table:
+        """The rows to run of one group (items and their history share the group's buckets)."""
+        _check_unique(items)
+        if self.everything:
+            self.to_run += items.num_rows
+            return planned_rows(items, {}, self.settings.output_uri)
+        found = self._classify(items, history)
+        for name in ("new", "failed", "source", "unchanged", "removed"):
+            self.tally[name] += len(getattr(found, name))
+        self.tally["resumed"] += len(found.resume)
+        self.changed.update(found.changed.values())
+        if keep_items:
+            self.items = _merged(self.items, found)
+        to_run = items.filter(pc.is_in(items["item_id"], pa.array(sorted(found.to_run), pa.string())))
+        self.to_run += to_run.num_rows
+        return planned_rows(to_run, found.resume, self.settings.output_uri)
+
+    def _classify(self, items: pa.Table, history: pa.Table) -> Plan:
+        latest = LatestAttempts(history)
+        listed = [
+            Item(item_id, source, tuple(checksum.split(":", 1)) if checksum else None)
+            for item_id, source, checksum in zip(*(items[c].to_pylist() for c in ITEMS_SCHEMA.names[:3]), strict=True)
+        ]
+        known = [item for item in listed if item.item_id in latest]  # new items need no stamp
+        by_uri = source_stamps({item.source_uri for item in known}, self.settings.storage_options, STAMP_THREADS)
+        stamps = {item.item_id: by_uri[item.source_uri] for item in known}
+        found = plan(listed, latest, self.steps, self.write_link, stamps)
+        if not (self.settings.keep_intermediates and found.resume_points):
+            return found
+        fs, _ = filesystem(self.settings.output_uri, self.settings.storage_options)
+        points = list(found.resume_points.items())
         with ThreadPoolExecutor(STAMP_THREADS) as pool:
-            kept = pool.map(lambda p: fs.exists(intermediate_uri(settings.output_uri, p[1][1])), points)
-            found = {item_id: point for (item_id, point), exists in zip(points, kept, strict=True) if exists}
-        planned = dataclasses.replace(planned, resume=found)
-    return planned
+            kept = pool.map(lambda p: fs.exists(intermediate_uri(self.settings.output_uri, p[1][1])), points)
+            resume = {item_id: point for (item_id, point), exists in zip(points, kept, strict=True) if exists}
+        return dataclasses.replace(found, resume=resume)
+
+    def counts(self) -> dict[str, Any]:
+        """:meth:`Plan.counts` of the whole manifest."""
+        return {
+            "new": self.tally["new"],
+            "failed": self.tally["failed"],
+            "source_changed": self.tally["source"],
+            "changed": dict(self.changed),
+            "unchanged": self.tally["unchanged"],
+            "removed": self.tally["removed"],
+            "resumed": self.tally["resumed"],
+            "to_run": self.to_run,
+        }
+
+
+def _check_unique(items: pa.Table) -> None:
+    """Ids are unique (duplicates share a bucket, so a group sees every copy of its ids)."""
+    if items.num_rows == pc.count_distinct(items["item_id"]).as_py():
+        return
+    first: dict[str, str] = {}
+    for item_id, where in zip(items["item_id"].to_pylist(), items["where"].to_pylist(), strict=True):
+        if item_id in first:
+            raise duplicate_id(where, item_id, first[item_id])
+        first[item_id] = where
+
+
+def _merged(a: Plan, b: Plan) -> Plan:
+    """Two groups' plans as one (lists joined, maps merged: the groups' ids are disjoint)."""
+    return Plan(
+        **{
+            f.name: getattr(a, f.name) + getattr(b, f.name)
+            if isinstance(getattr(a, f.name), list)
+            else {**getattr(a, f.name), **getattr(b, f.name)}
+            for f in dataclasses.fields(Plan)
+        }
+    )

@@ -252,23 +252,25 @@ def plan_command(args: argparse.Namespace) -> int:
     from patina.flows.credentials import storage_options
     from patina.flows.restore import new_run_id
     from patina.manifests.items import ManifestError
-    from patina.manifests.readers import read_manifest
+    from patina.manifests.readers import iter_manifest
+    from patina.manifests.storage import OutputInsideMasters
 
     output = _uri(args.output)
     try:
         config = load_config(args.config)
         options = storage_options(config)
-        items = read_manifest(args.manifest, options, config.manifest.columns)
+        entries = iter_manifest(args.manifest, options, config.manifest.columns)
         settings = dataclasses.replace(config.run_settings(new_run_id(), output), storage_options=options)
-        planned = plan_run(items, settings)
-    except (ManifestError, ConfigError) as exc:
+        planned = plan_run(entries, settings, write=False, keep_items=args.json)
+    except (ManifestError, ConfigError, OutputInsideMasters) as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    counts = planned.counts()
+    counts = planned.counts
     if args.json:
-        print(json.dumps({**counts, "changed_items": planned.changed, "removed_items": planned.removed}, indent=2))
+        items = planned.items
+        print(json.dumps({**counts, "changed_items": items.changed, "removed_items": sorted(items.removed)}, indent=2))
         return EXIT_OK
-    print(f"{len(items)} items in the manifest; {counts['to_run']} to run:")
+    print(f"{planned.total} items in the manifest; {counts['to_run']} to run:")
     print(f"  new {counts['new']}, failed before {counts['failed']}, master changed {counts['source_changed']}")
     for stage, count in sorted(counts["changed"].items()):
         print(f"  changed from stage {stage}: {count}")

@@ -11,21 +11,20 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.utilities.annotations import quote
 
 from patina.actors.pipeline import RunSummary, ray_session, run_pipeline, summary_dict
-from patina.actors.planning import plan_run
+from patina.actors.planning import PlannedRows, RunPlan, plan_run, remove_planned
 from patina.actors.settings import RunSettings
 from patina.flows import progress
 from patina.flows.config import ConfigError, PipelineConfig
 from patina.flows.credentials import storage_options, with_secret
 from patina.flows.report import write_report
-from patina.manifests.items import Item
-from patina.manifests.planner import Plan, describe_counts
+from patina.manifests.items import ManifestError
+from patina.manifests.planner import describe_counts
 from patina.manifests.provenance import provenance_uri
-from patina.manifests.readers import read_manifest
+from patina.manifests.readers import iter_manifest
 from patina.manifests.run_lock import run_lock
-from patina.manifests.storage import check_output_location
+from patina.manifests.storage import OutputInsideMasters
 
 log = logging.getLogger(__name__)
 
@@ -35,35 +34,32 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-@task(name="load-manifest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load_manifest(
-    manifest_uri: str, storage_options: dict[str, Any], columns: dict[str, str], secret_block: str | None
-) -> list[Item]:
-    items = read_manifest(manifest_uri, with_secret(storage_options, secret_block), columns)
-    get_run_logger().info("manifest %s: %d items", manifest_uri, len(items))
-    return items
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what storage may fix by itself, never a bad manifest or output (the same answer would come again)."""
+    return not isinstance(state.result(raise_on_failure=False), ManifestError | OutputInsideMasters)
 
 
-@task(name="plan-items", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def plan_items(items: list[Item], settings: RunSettings, secret_block: str | None) -> Plan:
-    planned = plan_run(items, _with_secret(settings, secret_block))
-    get_run_logger().info("plan: %s", planned.counts())
-    log.info("plan: %s", describe_counts(planned.counts()))
+@task(name="plan-items", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
+def plan_items(
+    manifest_uri: str, columns: dict[str, str], settings: RunSettings, everything: bool, secret_block: str | None
+) -> RunPlan:
+    """Stream the manifest, plan it against the output's provenance, write the rows to run; returns the counts."""
+    settings = _with_secret(settings, secret_block)
+    entries = iter_manifest(manifest_uri, settings.storage_options, columns)
+    planned = plan_run(entries, settings, everything=everything)
+    get_run_logger().info("manifest %s: %d items", manifest_uri, planned.total)
+    if planned.counts is not None:
+        get_run_logger().info("plan: %s", planned.counts)
+        log.info("plan: %s", describe_counts(planned.counts))
     return planned
 
 
 @task(name="restore-items", cache_policy=NO_CACHE)
 def restore_items(
-    items: list[Item],
-    settings: RunSettings,
-    ray_address: str | None,
-    num_cpus: int | None,
-    resume: dict[str, tuple[int, str]] | None = None,
-    secret_block: str | None = None,
+    rows: PlannedRows, settings: RunSettings, ray_address: str | None, num_cpus: int | None, secret_block: str | None
 ) -> RunSummary:
     with ray_session(ray_address, num_cpus):
-        settings = _with_secret(settings, secret_block)
-        return run_pipeline(items, settings, progress=progress.current(), resume=resume)
+        return run_pipeline(rows, _with_secret(settings, secret_block), progress=progress.current())
 
 
 @task(name="write-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -119,25 +115,20 @@ def restore_collection(
     run_id = run_id or new_run_id()
     settings = config.run_settings(run_id, output)
     secret = config.storage.secret_block  # its name travels; its value is read inside each task
-    items = load_manifest(manifest, config.storage.options, config.manifest.columns, secret)
-    try:
-        check_output_location(output, [item.source_uri for item in items])
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    planned = None
     with run_lock(output, run_id, storage_options(config)):  # one run at a time per output: plan to report
-        if not everything:
-            planned = plan_items(quote(items), settings, secret)  # quote: Prefect does not walk 100,000 items
-            to_run = planned.to_run  # a set built per call: once, not once per item
-            items = [item for item in items if item.item_id in to_run]
-        if items:
-            resume = planned.resume if planned is not None else None
-            address = ray_address or config.ray.address
-            summary = restore_items(quote(items), settings, address, config.ray.num_cpus, quote(resume), secret)
-        else:
-            summary = RunSummary(run_id, output, provenance_uri(output))
-        if planned is not None:
-            summary.plan = planned.counts()
+        try:
+            planned = plan_items(manifest, config.manifest.columns, settings, everything, secret)
+        except OutputInsideMasters as exc:
+            raise ConfigError(str(exc)) from exc
+        try:
+            if planned.rows is not None:
+                address = ray_address or config.ray.address
+                summary = restore_items(planned.rows, settings, address, config.ray.num_cpus, secret)
+            else:
+                summary = RunSummary(run_id, output, provenance_uri(output))
+        finally:
+            remove_planned(planned.rows, with_secret(config.storage.options, secret))
+        summary.plan = planned.counts
         if summary.total:
             try:
                 summary.report_uri = report_items(output, run_id, config.storage.options, secret)

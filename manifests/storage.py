@@ -173,11 +173,15 @@ def _normal(uri: str) -> str:
     return os.path.abspath(uri).rstrip(os.sep) + os.sep
 
 
+class OutputInsideMasters(ValueError):
+    """The output prefix is a folder of masters, or inside one."""
+
+
 def check_output_location(output_uri: str, source_uris: list[str]) -> None:
     """Refuse an output prefix equal to or inside a folder holding masters (they must never be overwritten)."""
     output = _normal(output_uri)
     for folder in sorted({_normal(parent_uri(uri)) for uri in source_uris}):
         if output.startswith(folder):
-            raise ValueError(
+            raise OutputInsideMasters(
                 f"output {output_uri!r} is inside {folder!r}, which holds masters; choose an output prefix outside it"
             )

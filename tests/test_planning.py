@@ -14,7 +14,7 @@ from patina.actors.planning import plan_run
 from patina.flows.config import parse_config
 from patina.flows.restore import restore_collection
 from patina.manifests.provenance import read_provenance
-from patina.manifests.readers import read_manifest
+from patina.manifests.readers import iter_manifest
 from tests.helpers import DEFAULT_STEPS
 
 GOOD = [f"item/{i}" for i in range(4)]
@@ -23,7 +23,9 @@ BAD = ["missing", "corrupt", "tampered"]
 
 def _plan(manifest, out, data=None):
     config = parse_config(data or {})
-    return plan_run(read_manifest(str(manifest)), config.run_settings("plan", str(out)))
+    return plan_run(
+        iter_manifest(str(manifest)), config.run_settings("plan", str(out)), write=False, keep_items=True
+    ).items
 
 
 def _run(manifest, out, data=None):
