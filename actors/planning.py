@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import logging
 import tempfile
 from collections import Counter
@@ -33,7 +34,14 @@ from patina.manifests.planner import LatestAttempts, Plan, StepIdentity, plan
 from patina.manifests.provenance import PLANNING_COLUMNS, SCHEMA, canonical_json, latest_attempt_parts, step_link
 from patina.manifests.readers import duplicate_id
 from patina.manifests.retry import retrying
-from patina.manifests.storage import atomic_write, check_output_location, filesystem, join_uri, source_stamps
+from patina.manifests.storage import (
+    OutputInsideMasters,
+    atomic_write,
+    check_output_location,
+    filesystem,
+    join_uri,
+    source_stamps,
+)
 from patina.models.codecs import output_format
 
 log = logging.getLogger(__name__)
@@ -129,8 +137,34 @@ def remove_planned(rows: PlannedRows | None, storage_options: dict | None = None
         pass
 
 
-def plan_run(
-    entries: Iterable[tuple[str, Item]],
+def spill_manifest(entries: Iterable[tuple[str, Item]], output_uri: str, folder: Path) -> BucketSpill:
+    """Read the manifest's ``entries`` (``(where, item)``, :func:`~patina.manifests.readers.iter_manifest`)
+    into a bucket spill under ``folder``, checking every item: ids unique (per bucket, where all copies
+    of an id fall), and no master in a folder that holds the output (raised after the manifest's own errors).
+    """
+    spill = BucketSpill(folder, "items", ITEMS_SCHEMA)
+    batch: list[tuple[str, Item]] = []
+    misplaced: OutputInsideMasters | None = None
+    for entry in itertools.chain(entries, [None]):
+        if entry is not None:
+            batch.append(entry)
+            if len(batch) < SPILL_BATCH:
+                continue
+        try:
+            check_output_location(output_uri, [item.source_uri for _, item in batch])
+        except OutputInsideMasters as exc:
+            misplaced = misplaced or exc
+        spill.add(items_table(batch))
+        batch = []
+    for buckets in groups(spill.rows_per_bucket, GROUP_ROWS):
+        _check_unique(spill.read(buckets))
+    if misplaced is not None:
+        raise misplaced
+    return spill
+
+
+def plan_spilled(
+    spilled: BucketSpill,
     settings: RunSettings,
     *,
     everything: bool = False,
@@ -138,52 +172,38 @@ def plan_run(
     keep_items: bool = False,
     group_rows: int = GROUP_ROWS,
 ) -> RunPlan:
-    """What running the manifest's ``entries`` (``(where, item)``, :func:`~patina.manifests.readers.iter_manifest`)
-    with ``settings`` must do, given the provenance under its output.
+    """What running the spilled manifest's items with ``settings`` must do, given the provenance under its output.
 
     ``everything``: every item runs, whatever the log says. ``write``: write the rows to run
     under ``<output>/_planned/<run_id>/`` (:class:`PlannedRows`). ``keep_items``: also return
     every item's class (memory grows with the collection: for ``patina plan --json`` and tests).
-    Ids must be unique (checked per bucket); a master inside the output is refused.
+    Each item's latest attempt is spilled beside the manifest (in ``spilled``'s folder) first.
     """
-    with tempfile.TemporaryDirectory(prefix="patina-plan-", dir=spill_folder()) as name:
-        folder = Path(name)
-        spilled = _spill_manifest(entries, settings.output_uri, BucketSpill(folder, "items", ITEMS_SCHEMA))
-        history = BucketSpill(folder, "latest", pa.schema([SCHEMA.field(name) for name in PLANNING_COLUMNS]))
-        if not everything:
-            for part in latest_attempt_parts(settings.output_uri, settings.storage_options):
-                history.add(part)
-        planner = _GroupPlanner(settings, everything)
-        folder_uri = planned_uri(settings.output_uri, settings.run_id)
-        try:
-            for number, buckets in enumerate(groups(spilled.rows_per_bucket + history.rows_per_bucket, group_rows)):
-                rows = planner.plan(spilled.read(buckets), history.read(buckets), keep_items)
-                if write and rows.num_rows:
-                    _write_part(join_uri(folder_uri, f"part-{number:05d}.parquet"), rows, settings)
-        except BaseException:
-            if write:
-                remove_planned(PlannedRows(folder_uri, 0), settings.storage_options)
-            raise
+    history = BucketSpill(spilled.folder, "latest", pa.schema([SCHEMA.field(name) for name in PLANNING_COLUMNS]))
+    if not everything:
+        for part in latest_attempt_parts(settings.output_uri, settings.storage_options):
+            history.add(part)
+    planner = _GroupPlanner(settings, everything)
+    folder_uri = planned_uri(settings.output_uri, settings.run_id)
+    try:
+        for number, buckets in enumerate(groups(spilled.rows_per_bucket + history.rows_per_bucket, group_rows)):
+            rows = planner.plan(spilled.read(buckets), history.read(buckets), keep_items)
+            if write and rows.num_rows:
+                _write_part(join_uri(folder_uri, f"part-{number:05d}.parquet"), rows, settings)
+    except BaseException:
+        if write:
+            remove_planned(PlannedRows(folder_uri, 0), settings.storage_options)
+        raise
     total = int(spilled.rows_per_bucket.sum())
     rows_out = PlannedRows(folder_uri, planner.to_run) if write and planner.to_run else None
     counts = None if everything else planner.counts()
     return RunPlan(counts, total, planner.to_run, rows_out, planner.items if keep_items else None)
 
 
-def _spill_manifest(entries: Iterable[tuple[str, Item]], output_uri: str, spill: BucketSpill) -> BucketSpill:
-    batch: list[tuple[str, Item]] = []
-    for entry in entries:
-        batch.append(entry)
-        if len(batch) >= SPILL_BATCH:
-            _spill_items(batch, output_uri, spill)
-            batch = []
-    _spill_items(batch, output_uri, spill)
-    return spill
-
-
-def _spill_items(batch: list[tuple[str, Item]], output_uri: str, spill: BucketSpill) -> None:
-    check_output_location(output_uri, [item.source_uri for _, item in batch])
-    spill.add(items_table(batch))
+def plan_run(entries: Iterable[tuple[str, Item]], settings: RunSettings, **options: Any) -> RunPlan:
+    """:func:`spill_manifest` then :func:`plan_spilled` (its ``options``), spilling to a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="patina-plan-", dir=spill_folder()) as name:
+        return plan_spilled(spill_manifest(entries, settings.output_uri, Path(name)), settings, **options)
 
 
 def _write_part(uri: str, rows: pa.Table, settings: RunSettings) -> None:
@@ -214,7 +234,6 @@ class _GroupPlanner:
 
     def plan(self, items: pa.Table, history: pa.Table, keep_items: bool) -> pa.Table:
         """The rows to run of one group (items and their history share the group's buckets)."""
-        _check_unique(items)
         if self.everything:
             self.to_run += items.num_rows
             return planned_rows(items, {}, self.settings.output_uri)

@@ -38,7 +38,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
+from patina.actors.settings import RunSettings
+
 MASTERS = 16
+PART_ROWS = RunSettings.provenance_flush_rows  # a run commits its provenance in parts of at most this many rows
 
 
 def make_collection(folder: Path, items: int) -> Path:
@@ -113,7 +116,8 @@ def synthesize_history(output: Path, nights: int, seed: int = 0) -> int:
         part = part.set_column(part.schema.get_field_index("run_id"), "run_id", pa.array([run_id] * part.num_rows))
         folder = output / "_provenance" / run_id
         folder.mkdir()
-        pq.write_table(part, folder / "part-00000.parquet", compression="zstd")
+        for number, start in enumerate(range(0, part.num_rows, PART_ROWS)):  # parts as a run commits them
+            pq.write_table(part.slice(start, PART_ROWS), folder / f"part-{number:05d}.parquet", compression="zstd")
         rows_written += part.num_rows
     return rows_written
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -13,12 +15,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from patina.actors.pipeline import RunSummary, ray_session, run_pipeline, summary_dict
-from patina.actors.planning import PlannedRows, RunPlan, plan_run, remove_planned
+from patina.actors.planning import PlannedRows, RunPlan, plan_spilled, remove_planned, spill_manifest
 from patina.actors.settings import RunSettings
 from patina.flows import progress
 from patina.flows.config import ConfigError, PipelineConfig
 from patina.flows.credentials import storage_options, with_secret
 from patina.flows.report import write_report
+from patina.manifests.buckets import BucketSpill, spill_folder
 from patina.manifests.items import ManifestError
 from patina.manifests.planner import describe_counts
 from patina.manifests.provenance import provenance_uri
@@ -39,15 +42,24 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(state.result(raise_on_failure=False), ManifestError | OutputInsideMasters)
 
 
-@task(name="plan-items", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def plan_items(
-    manifest_uri: str, columns: dict[str, str], settings: RunSettings, everything: bool, secret_block: str | None
-) -> RunPlan:
-    """Stream the manifest, plan it against the output's provenance, write the rows to run; returns the counts."""
-    settings = _with_secret(settings, secret_block)
-    entries = iter_manifest(manifest_uri, settings.storage_options, columns)
-    planned = plan_run(entries, settings, everything=everything)
-    get_run_logger().info("manifest %s: %d items", manifest_uri, planned.total)
+RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": _transient}
+
+
+@task(name="load-manifest", cache_policy=NO_CACHE, **RETRIES)
+def load_manifest(
+    manifest_uri: str, columns: dict[str, str], settings: RunSettings, folder: Path, secret_block: str | None
+) -> BucketSpill:
+    """Stream the manifest into a spill under ``folder``, every item checked; nothing is written to the output."""
+    entries = iter_manifest(manifest_uri, _with_secret(settings, secret_block).storage_options, columns)
+    spilled = spill_manifest(entries, settings.output_uri, folder)
+    get_run_logger().info("manifest %s: %d items", manifest_uri, int(spilled.rows_per_bucket.sum()))
+    return spilled
+
+
+@task(name="plan-items", cache_policy=NO_CACHE, **RETRIES)
+def plan_items(spilled: BucketSpill, settings: RunSettings, everything: bool, secret_block: str | None) -> RunPlan:
+    """Plan the items against the output's provenance and write the rows to run; returns the counts."""
+    planned = plan_spilled(spilled, _with_secret(settings, secret_block), everything=everything)
     if planned.counts is not None:
         get_run_logger().info("plan: %s", planned.counts)
         log.info("plan: %s", describe_counts(planned.counts))
@@ -115,25 +127,27 @@ def restore_collection(
     run_id = run_id or new_run_id()
     settings = config.run_settings(run_id, output)
     secret = config.storage.secret_block  # its name travels; its value is read inside each task
-    with run_lock(output, run_id, storage_options(config)):  # one run at a time per output: plan to report
-        try:
-            planned = plan_items(manifest, config.manifest.columns, settings, everything, secret)
+    with tempfile.TemporaryDirectory(prefix="patina-plan-", dir=spill_folder()) as folder:
+        try:  # the manifest is read and checked before the output is touched
+            spilled = load_manifest(manifest, config.manifest.columns, settings, Path(folder), secret)
         except OutputInsideMasters as exc:
             raise ConfigError(str(exc)) from exc
-        try:
-            if planned.rows is not None:
-                address = ray_address or config.ray.address
-                summary = restore_items(planned.rows, settings, address, config.ray.num_cpus, secret)
-            else:
-                summary = RunSummary(run_id, output, provenance_uri(output))
-        finally:
-            remove_planned(planned.rows, with_secret(config.storage.options, secret))
-        summary.plan = planned.counts
-        if summary.total:
+        with run_lock(output, run_id, storage_options(config)):  # one run at a time per output: plan to report
+            planned = plan_items(spilled, settings, everything, secret)
             try:
-                summary.report_uri = report_items(output, run_id, config.storage.options, secret)
-            except Exception as exc:  # noqa: BLE001 - a report that cannot be written never fails the run
-                get_run_logger().warning("no report for run %s: %s", run_id, exc)
+                if planned.rows is not None:
+                    address = ray_address or config.ray.address
+                    summary = restore_items(planned.rows, settings, address, config.ray.num_cpus, secret)
+                else:
+                    summary = RunSummary(run_id, output, provenance_uri(output))
+            finally:
+                remove_planned(planned.rows, with_secret(config.storage.options, secret))
+            summary.plan = planned.counts
+            if summary.total:
+                try:
+                    summary.report_uri = report_items(output, run_id, config.storage.options, secret)
+                except Exception as exc:  # noqa: BLE001 - a report that cannot be written never fails the run
+                    get_run_logger().warning("no report for run %s: %s", run_id, exc)
     create_markdown_artifact(_artifact(summary), key="patina-run", description=f"patina run {run_id}")
     get_run_logger().info(
         "run %s %s: %d ok, %d failed of %d", run_id, summary.status, summary.succeeded, summary.failed, summary.total

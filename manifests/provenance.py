@@ -245,6 +245,8 @@ class ProvenanceWriter:
         self.flush()
 
 
+BOUNDED_SCAN = {"batch_size": 16_384, "batch_readahead": 1, "fragment_readahead": 1}
+"""Scan options that keep one small batch in memory at a time, whatever the size of a run."""
 PLANNING_COLUMNS = ("run_id", "item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions")
 
 
@@ -267,14 +269,20 @@ def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -
     seen: set[str] = set()
     for run_id in sorted(files_of, reverse=True):
         run = pads.dataset(files_of[run_id], schema=SCHEMA, format="parquet", filesystem=fs)
-        ids = pc.unique(run.to_table(columns=["item_id"], filter=is_read)["item_id"]).to_pylist()
-        latest = [item_id for item_id in ids if item_id not in seen]
+        latest, older = [], 0  # this run's items not seen in a newer run; how many were
+        for batch in run.to_batches(columns=["item_id"], filter=is_read, **BOUNDED_SCAN):
+            for item_id in batch.column(0).to_pylist():
+                if item_id in seen:
+                    older += 1
+                else:
+                    seen.add(item_id)
+                    latest.append(item_id)
         if not latest:
             continue
-        seen.update(latest)
-        wanted = None if len(latest) == len(ids) else pc.field("item_id").isin(pa.array(latest, pa.string()))
-        del ids
-        for batch in run.to_batches(columns=list(PLANNING_COLUMNS), filter=wanted):
+        wanted = pc.field("item_id").isin(pa.array(latest, pa.string())) if older else None
+        del latest
+        batches = run.to_batches(columns=list(PLANNING_COLUMNS), filter=wanted, **BOUNDED_SCAN)
+        for batch in batches:
             if batch.num_rows:
                 yield pa.Table.from_batches([batch])
     pa.default_memory_pool().release_unused()  # the reads' buffers: give them back, a nightly driver lives long
