@@ -185,6 +185,8 @@ def plan_spilled(
             history.add(part)
     planner = _GroupPlanner(settings, everything)
     folder_uri = planned_uri(settings.output_uri, settings.run_id)
+    if write:
+        remove_stale_planned(settings.output_uri, settings.run_id, settings.storage_options)
     try:
         for number, buckets in enumerate(groups(spilled.rows_per_bucket + history.rows_per_bucket, group_rows)):
             rows = planner.plan(spilled.read(buckets), history.read(buckets), keep_items)
@@ -198,6 +200,23 @@ def plan_spilled(
     rows_out = PlannedRows(folder_uri, planner.to_run) if write and planner.to_run else None
     counts = None if everything else planner.counts()
     return RunPlan(counts, total, planner.to_run, rows_out, planner.items if keep_items else None)
+
+
+def remove_stale_planned(output_uri: str, run_id: str, storage_options: dict | None = None) -> int:
+    """Delete planned rows left by runs that died (kill -9, a lost node); call it holding the run lock.
+
+    Only the lock's holder plans and runs, so every other run's folder under ``_planned/`` is stale.
+    """
+    fs, path = filesystem(join_uri(output_uri, PLANNED_DIR), storage_options)
+    try:
+        entries = fs.ls(path, detail=False, refresh=True)
+    except FileNotFoundError:
+        return 0
+    stale = [entry for entry in entries if entry.rstrip("/").rsplit("/", 1)[-1] != run_id]
+    for entry in stale:
+        log.info("removing the planned rows of a run that did not finish: %s", entry)
+        fs.rm(entry, recursive=True)
+    return len(stale)
 
 
 def plan_run(entries: Iterable[tuple[str, Item]], settings: RunSettings, **options: Any) -> RunPlan:

@@ -85,8 +85,14 @@ def test_planning_in_groups_gives_the_plan_of_planning_at_once(tmp_path):
     assert set(rows["source_uri"].to_pylist()) == {master} and set(rows["resume_index"].to_pylist()) == {0}
     assert len(list((out / PLANNED_DIR / "r9").iterdir())) > 1  # one part per group with something to run
 
+    stale = out / PLANNED_DIR / "r0-killed" / "part-00000.parquet"
+    stale.parent.mkdir()
+    stale.write_bytes(b"left by a run that died")
+    plan_run(iter_manifest(str(manifest)), settings, write=False)
+    assert stale.exists()  # only a run that holds the lock (and writes) clears them
     everything = plan_run(iter_manifest(str(manifest)), dataclasses.replace(settings, run_id="r10"), everything=True)
     assert everything.counts is None and everything.rows.count == 120
+    assert sorted(p.name for p in (out / PLANNED_DIR).iterdir()) == ["r10"]  # the killed run's and r9's are gone
 
 
 def test_a_duplicate_id_far_apart_is_named_with_both_lines_and_nothing_is_left(tmp_path):
