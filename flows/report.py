@@ -14,14 +14,16 @@ import html
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
-from patina.manifests.provenance import described, read_run, run_ids
+from patina.manifests.provenance import BOUNDED_SCAN, described, run_dataset, run_ids
 from patina.manifests.storage import atomic_write, join_uri, read_bytes
 from patina.models.codecs import decode_image
 from patina.models.image import transport_to_pixels
@@ -54,11 +56,11 @@ def write_report(
     if not runs:
         raise ValueError(f"no provenance under {output_uri}")
     run_id = run_id or runs[-1]
-    table = read_run(output_uri, run_id, storage_options)  # one run's folder, however long the history
-    if not table.num_rows:
+    rows = run_dataset(output_uri, run_id, storage_options)  # one run's folder, however long the history
+    if rows is None:
         raise ValueError(f"no run {run_id!r} under {output_uri}")
     uri = report_uri(output_uri, run_id)
-    atomic_write(uri, render(run_id, table, storage_options, sample).encode(), storage_options)
+    atomic_write(uri, render(run_id, rows, storage_options, sample).encode(), storage_options)
     return uri
 
 
@@ -80,39 +82,74 @@ BATCH_ROWS = 10_000
 """Rows turned into Python at a time: a run of 100,000 items has 300,000 or more (never all at once)."""
 
 
-class _Tally:
-    """What the report counts over a run's rows, one batch at a time; the rows themselves are not kept."""
+LISTED = 1000
+"""Failures and flagged items a report lists (every one is counted; all are in the provenance)."""
+
+
+class _Seconds:
+    """Count, sum and a log-spaced histogram of a step's seconds: its p95 within 1%, in fixed memory."""
+
+    EDGES = np.geomspace(1e-6, 1e6, 2780)  # ratio 1.01 between edges
 
     def __init__(self) -> None:
-        self.items: set[str] = set()
-        self.restored: set[str] = set()
-        self.failed: dict[str, dict[str, Any]] = {}  # item -> its first failed row
-        self.flagged: set[str] = set()
-        self.rights: dict[str, str] = {}  # item -> its rights statement ("" for none)
-        self.seconds: dict[tuple[int, str], list[float]] = defaultdict(list)
+        self.count, self.total = 0, 0.0
+        self.histogram = np.zeros(len(self.EDGES) + 1, dtype=np.int64)
+
+    def add(self, seconds: np.ndarray) -> None:
+        self.count += len(seconds)
+        self.total += float(seconds.sum())
+        self.histogram += np.bincount(np.searchsorted(self.EDGES, seconds), minlength=len(self.histogram))
+
+    def percentile(self, q: float) -> float:
+        rank = np.searchsorted(np.cumsum(self.histogram), q / 100 * self.count)
+        return float(self.EDGES[min(rank, len(self.EDGES) - 1)])
+
+
+class _Tally:
+    """What the report counts over a run's rows, one batch at a time; no per-item memory but the items it lists."""
+
+    def __init__(self, sample: int) -> None:
+        self.sample = sample
+        self.items = self.restored = self.failed_count = self.flagged_count = 0
+        self.restored_sample: list[str] = []  # the first ``sample`` restored items
+        self.failed: dict[str, dict[str, Any]] = {}  # item -> its failed row (the first LISTED)
+        self.flagged: list[str] = []  # items whose read step warned (the first LISTED)
+        self.rights: Counter[str] = Counter()  # rights statement ("" for none) -> items
+        self.seconds: dict[tuple[int, str], _Seconds] = defaultdict(_Seconds)
         self.statuses: dict[str, Counter] = defaultdict(Counter)
         self.decisions: dict[str, Counter] = defaultdict(Counter)
         self.applied: set[str] = set()  # stages that changed at least one item
-        self.faces: set[str] = set()  # items the faces stage looked at
+        self.faces: set[str] = set()  # items the faces stage looked at (an opt-in stage; each is shown)
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, batch: pa.RecordBatch) -> None:
+        for (index, stage), group in _by_step(batch):
+            self.seconds[(index, stage)].add(group)
+        for row in batch.to_pylist():
+            self._add(row)
+
+    def _add(self, row: dict[str, Any]) -> None:
         item, stage, status = row["item_id"], row["stage"], row["status"]
-        self.items.add(item)
-        self.seconds[(row["stage_index"] or 0, stage)].append(row["duration_s"] or 0.0)
         self.statuses[stage][status] += 1
         if status == "ok":
             self.applied.add(stage)
         if status == "failed":
-            self.failed.setdefault(item, row)
+            self.failed_count += 1  # an item fails at one step; the steps after it are skipped
+            if len(self.failed) < LISTED:
+                self.failed[item] = row
         if stage == "write" and status == "ok":
-            self.restored.add(item)
+            self.restored += 1
+            if len(self.restored_sample) < self.sample:
+                self.restored_sample.append(item)
         if stage == "faces" and status in ("ok", "skipped"):
             self.faces.add(item)
         decisions = json.loads(row["decisions"] or "{}")
-        if stage == "read":
-            self.rights[item] = described([row]).get("rights", "")
+        if stage == "read":  # every attempt has one read row
+            self.items += 1
+            self.rights[described([row]).get("rights", "")] += 1
             if decisions.get("warnings"):
-                self.flagged.add(item)
+                self.flagged_count += 1
+                if len(self.flagged) < LISTED:
+                    self.flagged.append(item)
         for key in CATEGORICAL.get(stage, ()):
             if key in decisions:
                 self.decisions[f"{stage}.{key}"][str(decisions[key])] += 1
@@ -120,46 +157,72 @@ class _Tally:
             self.decisions[f"{stage}: skipped because"][decisions["reason"]] += 1
 
 
-def _rows_of(table: pa.Table, item_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
-    """The rows of ``item_ids`` only, by item, in the table's order."""
+def _by_step(batch: pa.RecordBatch) -> list[tuple[tuple[int, str], np.ndarray]]:
+    """The batch's seconds per (stage index, stage)."""
+    table = pa.Table.from_batches([batch]).select(["stage_index", "stage", "duration_s"])
+    table = table.set_column(0, "stage_index", pc.fill_null(table["stage_index"], 0))
+    table = table.set_column(2, "duration_s", pc.fill_null(table["duration_s"], 0.0))
+    keys = table.group_by(["stage_index", "stage"]).aggregate([]).to_pylist()
+    out = []
+    for key in keys:
+        mask = pc.and_(pc.equal(table["stage_index"], key["stage_index"]), pc.equal(table["stage"], key["stage"]))
+        seconds = table.filter(mask)["duration_s"].to_numpy()
+        out.append(((int(key["stage_index"]), key["stage"]), seconds))
+    return out
+
+
+Rows = pa.Table | pads.Dataset
+"""A run's provenance: a table, or a dataset scanned a batch at a time (twice: the tally, then the rows shown)."""
+
+
+def _batches(rows: Rows) -> Iterable[pa.RecordBatch]:
+    if isinstance(rows, pa.Table):
+        return rows.to_batches(max_chunksize=BATCH_ROWS)
+    return rows.to_batches(**BOUNDED_SCAN)
+
+
+def _rows_of(rows: Rows, item_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The rows of ``item_ids`` only, by item, in the log's order."""
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if item_ids:
-        chosen = table.filter(pc.is_in(table["item_id"], value_set=pa.array(sorted(item_ids), pa.string())))
+        wanted = pc.field("item_id").isin(pa.array(sorted(item_ids), pa.string()))
+        chosen = rows.filter(wanted) if isinstance(rows, pa.Table) else rows.to_table(filter=wanted)
         for row in chosen.to_pylist():
             items[row["item_id"]].append(row)
     return items
 
 
-def render(run_id: str, table: pa.Table, storage_options: dict | None = None, sample: int = 12) -> str:
-    """The report's HTML for one run's provenance (a table with :data:`~patina.manifests.provenance.SCHEMA`)."""
-    tally = _Tally()
-    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-        for row in batch.to_pylist():
-            tally.add(row)
-    failed = tally.failed
-    restored = sorted(tally.restored)
-    flagged = sorted(tally.flagged & tally.restored)
-    shown = sorted(set(restored[:sample]) | set(flagged))
-    with_faces = sorted(tally.faces & tally.restored)
-    detailed = _rows_of(table, {*shown, *with_faces})
+def render(run_id: str, rows: Rows, storage_options: dict | None = None, sample: int = 12) -> str:
+    """The report's HTML for one run's provenance (rows with :data:`~patina.manifests.provenance.SCHEMA`)."""
+    tally = _Tally(sample)
+    for batch in _batches(rows):
+        tally.add(batch)
+    listed = {*tally.restored_sample, *tally.flagged, *tally.faces}
+    detailed = _rows_of(rows, listed)
+    restored = {item for item in listed if any(r["stage"] == "write" and r["status"] == "ok" for r in detailed[item])}
+    flagged = [item for item in sorted(tally.flagged) if item in restored]
+    shown = sorted({*tally.restored_sample, *flagged})
+    with_faces = sorted(tally.faces & restored)
+    more_flagged = f" (the first {LISTED})" if tally.flagged_count > LISTED else ""
     e = html.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>patina run {e(run_id)}</title>",
         f"<style>{STYLE}</style></head><body><h1>patina run <code>{e(run_id)}</code></h1>",
         "<table><tr><th>items</th><th>restored</th><th>failed</th><th>flagged</th></tr>",
-        f"<tr><td>{len(tally.items)}</td><td>{len(restored)}</td><td>{len(failed)}</td><td>{len(flagged)}</td></tr>"
-        "</table>",
+        f"<tr><td>{tally.items}</td><td>{tally.restored}</td><td>{tally.failed_count}</td>"
+        f"<td>{tally.flagged_count}</td></tr></table>",
         *(f"<p class='warn'>{e(text)}</p>" for stage, text in EXPERIMENTAL.items() if stage in tally.applied),
         "<h2>Rights</h2>",
-        _rights(Counter(tally.rights.get(item, "") for item in tally.items)),
+        _rights(tally.rights),
         "<h2>Steps</h2>",
         _timings(tally.seconds, tally.statuses),
         "<h2>Decisions</h2>",
         _decisions(tally.decisions),
-        f"<h2>Failures ({len(failed)})</h2>",
-        _failures(failed),
+        f"<h2>Failures ({tally.failed_count}{f', the first {LISTED} listed' if tally.failed_count > LISTED else ''})"
+        "</h2>",
+        _failures(tally.failed),
         _faces({item: detailed[item] for item in with_faces}, storage_options),
-        f"<h2>Before and after ({len(shown)} of {len(restored)}: a sample and every flagged item)</h2>",
+        f"<h2>Before and after ({len(shown)} of {tally.restored}: a sample and every flagged item{more_flagged})</h2>",
         *(_pair(item_id, detailed[item_id], item_id in flagged, storage_options) for item_id in shown),
         "</body></html>",
     ]
@@ -171,16 +234,17 @@ def _warnings(rows: list[dict[str, Any]]) -> list[str]:
     return json.loads(read["decisions"] or "{}").get("warnings", []) if read else []
 
 
-def _timings(by_stage: dict[tuple[int, str], list[float]], statuses: dict[str, Counter]) -> str:
+def _timings(by_stage: dict[tuple[int, str], _Seconds], statuses: dict[str, Counter]) -> str:
     out = [
         "<table><tr><th>step</th><th>ok</th><th>skipped</th><th>failed</th><th>total s</th><th>mean s</th>"
         "<th>p95 s</th></tr>"
     ]
     for (_, stage), seconds in sorted(by_stage.items()):
         s = statuses[stage]
+        mean = seconds.total / seconds.count if seconds.count else 0.0
         out.append(
             f"<tr><td>{html.escape(stage)}</td><td>{s['ok']}</td><td>{s['skipped']}</td><td>{s['failed']}</td>"
-            f"<td>{sum(seconds):.2f}</td><td>{np.mean(seconds):.3f}</td><td>{np.percentile(seconds, 95):.3f}</td></tr>"
+            f"<td>{seconds.total:.2f}</td><td>{mean:.3f}</td><td>{seconds.percentile(95):.3f}</td></tr>"
         )
     return "".join([*out, "</table>"])
 

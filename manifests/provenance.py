@@ -302,12 +302,13 @@ def run_ids(output_uri: str, storage_options: dict | None = None) -> list[str]:
     return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False, refresh=True))
 
 
-def read_run(output_uri: str, run_id: str, storage_options: dict | None = None) -> pa.Table:
-    """The provenance rows of one run (only its folder is read); empty table if none."""
+def run_dataset(output_uri: str, run_id: str, storage_options: dict | None = None) -> pads.Dataset | None:
+    """The provenance of one run as a dataset to scan (only its folder is listed); None if it has none."""
     fs, path = filesystem(join_uri(provenance_uri(output_uri), run_id), storage_options)
     if not fs.exists(path):
-        return SCHEMA.empty_table()
-    return pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs).to_table()
+        return None
+    dataset = pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs)
+    return dataset if dataset.files else None
 
 
 def read_provenance(output_uri: str, storage_options: dict | None = None) -> pa.Table:

@@ -127,3 +127,29 @@ def test_everything_a_run_writes_is_readable_as_the_umask_says(reported):
     modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in written}
     assert all(mode == expected for mode in modes.values()), (oct(expected), modes)
     assert os.access(written[0], os.R_OK)
+
+
+def test_a_report_counts_every_row_but_lists_a_bounded_number(monkeypatch):
+    import numpy as np
+    import pyarrow as pa
+
+    from patina.flows import report
+    from patina.manifests.provenance import SCHEMA
+
+    monkeypatch.setattr(report, "LISTED", 10)
+    rows = []
+    for n in range(40):
+        common = {"run_id": "r", "item_id": f"i{n:02d}", "stage_index": 0, "duration_s": 0.001 * (n + 1)}
+        rows.append({**common, "stage": "read", "status": "ok", "decisions": "{}"})
+        failure = {"error_type": "DecodeError", "error_message": f"broken {n}"}
+        rows.append({**common, "stage": "assess", "stage_index": 1, "status": "failed", **failure})
+    page = report.render("r", pa.Table.from_pylist(rows, schema=SCHEMA))
+    assert "<td>40</td><td>0</td><td>40</td><td>0</td>" in page  # items, restored, failed, flagged: all counted
+    assert "Failures (40, the first 10 listed)" in page and page.count("class='failed'") == 10
+
+    seconds = report._Seconds()
+    durations = np.random.default_rng(0).lognormal(-3, 1, 100_000)
+    for chunk in np.array_split(durations, 7):
+        seconds.add(chunk)
+    assert seconds.count == 100_000 and abs(seconds.total - durations.sum()) < 1e-6 * durations.sum()
+    assert abs(seconds.percentile(95) / np.percentile(durations, 95) - 1) < 0.011  # within the bins' 1%
