@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow.parquet as pq
 import ray
-from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from patina.actors.io_tasks import read_item, write_item
 from patina.actors.item_state import ItemState
@@ -201,18 +201,26 @@ BLOCKS = 10_000
 
 
 def input_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -> ray.data.Dataset:
-    """The planned rows, streamed: a run's Parquet parts, or rows made here from items (tests, small callers).
+    """The planned rows as blocks in the object store: a run's Parquet parts, or rows made here from items.
 
     Blocks of ``ceil(n / BLOCKS)`` rows (1 up to 10,000 items), so that reads and stages spread over
-    every worker; the split streams (no all-to-all step holding every row).
+    every worker. The parts are read one at a time and their blocks put in the object store as
+    they come, so the driver never holds every row at once (the object store does: a few hundred
+    bytes per item, spilled to disk by Ray if it must).
     """
     if isinstance(source, PlannedRows):
         fs, path = filesystem(source.uri, settings.storage_options)
-        ds, count = ray.data.read_parquet(path, filesystem=PyFileSystem(FSSpecHandler(fs))), source.count
+        count, parts = source.count, (pq.read_table(f, filesystem=fs) for f in sorted(fs.find(path)))
     else:
         rows = planned_rows(items_table(("", item) for item in source), {}, settings.output_uri)
-        ds, count = ray.data.from_arrow(rows), rows.num_rows
-    return ds.repartition(target_num_rows_per_block=max(1, -(-count // BLOCKS)))
+        count, parts = rows.num_rows, iter([rows])
+    per_block = max(1, -(-count // BLOCKS))
+    blocks = [
+        ray.put(part.slice(start, per_block).combine_chunks())
+        for part in parts
+        for start in range(0, part.num_rows, per_block)
+    ]
+    return ray.data.from_arrow_refs(blocks)
 
 
 def build_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -> ray.data.Dataset:
