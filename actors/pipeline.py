@@ -215,12 +215,11 @@ def input_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -
         rows = planned_rows(items_table(("", item) for item in source), {}, settings.output_uri)
         count, parts = rows.num_rows, iter([rows])
     per_block = max(1, -(-count // BLOCKS))
-    blocks = [
-        ray.put(part.slice(start, per_block).combine_chunks())
+    datasets = [  # from_blocks: the blocks' metadata is taken here, not by a remote task per block
+        ray.data.from_blocks([part.slice(start, per_block) for start in range(0, part.num_rows, per_block)])
         for part in parts
-        for start in range(0, part.num_rows, per_block)
     ]
-    return ray.data.from_arrow_refs(blocks)
+    return datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
 
 
 def build_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -> ray.data.Dataset:
