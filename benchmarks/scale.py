@@ -13,7 +13,10 @@ the ``patina`` process, polled), CPU seconds of the driver and every process it 
 3. a rerun after the assess stage's params change (every item reruns from assess);
 4. with ``--history D``: D nightly runs of history are synthesized under the output (each
    rerunning 1% of the items, plus a full reprocessing every 90 nights, as model upgrades do),
-   then ``patina plan`` and the no-op rerun are timed again.
+   then ``patina plan`` and the no-op rerun are timed again;
+5. with ``--plan-items M``: a manifest of M items and a first run's provenance for them are
+   synthesized from the first run's rows (same masters, so everything is unchanged), and
+   ``patina plan`` and the no-op rerun are timed over M items: planning's memory without Ray's.
 
 The machinery's CPU per item is (CPU of the first run - CPU of the no-op rerun) / N: reading,
 decoding, a one-pixel-cheap stage, encoding, writing and provenance, without start-up costs.
@@ -59,12 +62,18 @@ def make_collection(folder: Path, items: int) -> Path:
     return manifest
 
 
-def _peak_rss_mb(pid: int, seen: list[float], done: threading.Event) -> None:
+def _peak_rss_mb(pid: int, seen: dict[str, float], done: threading.Event) -> None:
+    """Poll the process's peak RSS (VmHWM) and its largest private part (RssAnon: not shared pages).
+
+    The driver maps Ray's object store (shared memory); pages of it the driver has read count in
+    its RSS though they are the store's, so the private part is reported beside the total.
+    """
     while not done.is_set():
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    seen.append(int(line.split()[1]) / 1024)
+                name, _, value = line.partition(":")
+                if name in ("VmHWM", "RssAnon"):
+                    seen[name] = max(seen.get(name, 0.0), int(value.split()[0]) / 1024)
         except OSError:
             return
         time.sleep(0.2)
@@ -78,7 +87,7 @@ def patina(*args: str) -> dict[str, float]:
     process = subprocess.Popen(
         [sys.executable, "-m", "patina.flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    seen: list[float] = []
+    seen: dict[str, float] = {}
     done = threading.Event()
     watcher = threading.Thread(target=_peak_rss_mb, args=(process.pid, seen, done), daemon=True)
     watcher.start()
@@ -89,7 +98,7 @@ def patina(*args: str) -> dict[str, float]:
     if process.returncode not in (0, 3):
         raise SystemExit(f"patina {' '.join(args)} exited {process.returncode}:\n{err.decode()[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "rss_mb": max(seen, default=0.0), "cpu_s": cpu}
+    return {"wall_s": wall, "rss_mb": seen.get("VmHWM", 0.0), "private_mb": seen.get("RssAnon", 0.0), "cpu_s": cpu}
 
 
 def provenance_size(output: Path) -> tuple[int, int]:
@@ -122,11 +131,39 @@ def synthesize_history(output: Path, nights: int, seed: int = 0) -> int:
     return rows_written
 
 
+def synthesize_collection(collection: Path, output: Path, items: int, target: Path) -> Path:
+    """A manifest of ``items`` rows over the same masters, and a first run's provenance for them under ``target``:
+    the real first run's rows under ``output`` copied with renumbered ids (same masters, so the same
+    chain keys and stamps: everything is unchanged). Returns the manifest."""
+    (first,) = sorted((output / "_provenance").iterdir())[:1]
+    template = pq.read_table(first)
+    size = len(np.unique(template["item_id"].to_numpy(zero_copy_only=False)))
+    number = pc.cast(pc.utf8_slice_codeunits(template["item_id"], 5), pa.int64())
+    folder = target / "_provenance" / "20250101T000000Z-000000"
+    folder.mkdir(parents=True)
+    parts = 0
+    for copy in range(-(-items // size)):
+        renumbered = pc.add(number, copy * size)
+        table = template.filter(pc.less(renumbered, items))
+        ids = pc.utf8_lpad(pc.cast(pc.filter(renumbered, pc.less(renumbered, items)), pa.string()), 7, "0")
+        table = table.set_column(
+            table.schema.get_field_index("item_id"), "item_id", pc.binary_join_element_wise("item/", ids, "")
+        )
+        for start in range(0, table.num_rows, PART_ROWS):
+            pq.write_table(table.slice(start, PART_ROWS), folder / f"part-{parts:05d}.parquet", compression="zstd")
+            parts += 1
+    manifest = collection / f"manifest-{items}.csv"
+    with open(manifest, "w") as handle:
+        handle.write("item_id,source_uri\n")
+        handle.writelines(f"item/{n:07d},m{n % MASTERS}.png\n" for n in range(items))
+    return manifest
+
+
 def row(name: str, figures: dict[str, float], items: int) -> None:
     rate = items / figures["wall_s"] if items else 0.0
     print(
         f"{name:34} {figures['wall_s']:8.1f} s {rate:9.0f} items/s  driver peak RSS {figures['rss_mb']:6.0f} MB"
-        f"  CPU {figures['cpu_s']:8.1f} s"
+        f" (private {figures['private_mb']:5.0f} MB)  CPU {figures['cpu_s']:8.1f} s"
     )
 
 
@@ -135,6 +172,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--history", type=int, default=365, help="nightly runs of history to synthesize (0: none)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/patina-scale"))
+    parser.add_argument(
+        "--plan-items",
+        type=int,
+        default=0,
+        help="then time planning and the no-op rerun over this many items (history synthesized from the first run)",
+    )
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     manifest = make_collection(args.work / "collection", args.items)
@@ -163,6 +206,16 @@ def main() -> None:
         planned = patina("plan", str(manifest), "--output", str(output), "--config", changed)
         row(f"patina plan after {args.history} nights", planned, 0)
         row(f"no-op rerun after {args.history} nights", patina(*run, "--config", changed), 0)
+
+    if args.plan_items:
+        target = args.work / f"out-{args.plan_items}"
+        big = str(synthesize_collection(manifest.parent, output, args.plan_items, target))
+        print(f"{args.plan_items} items: manifest and a first run's provenance synthesized")
+        row(
+            f"patina plan, {args.plan_items} items", patina("plan", big, "--output", str(target), "--config", config), 0
+        )
+        run_big = ("run", big, "--output", str(target), "--config", config)
+        row(f"no-op rerun, {args.plan_items} items", patina(*run_big), 0)
 
 
 if __name__ == "__main__":
