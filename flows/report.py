@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from patina.manifests.provenance import BOUNDED_SCAN, described, run_dataset, run_ids
+from patina.manifests.provenance import described, run_dataset, run_ids, scan
 from patina.manifests.storage import atomic_write, join_uri, read_bytes
 from patina.models.codecs import decode_image
 from patina.models.image import transport_to_pixels
@@ -178,7 +178,7 @@ Rows = pa.Table | pads.Dataset
 def _batches(rows: Rows) -> Iterable[pa.RecordBatch]:
     if isinstance(rows, pa.Table):
         return rows.to_batches(max_chunksize=BATCH_ROWS)
-    return rows.to_batches(**BOUNDED_SCAN)
+    return scan(rows)
 
 
 def _rows_of(rows: Rows, item_ids: set[str]) -> dict[str, list[dict[str, Any]]]:

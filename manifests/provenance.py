@@ -245,13 +245,34 @@ class ProvenanceWriter:
         self.flush()
 
 
-BOUNDED_SCAN = {"batch_size": 16_384, "batch_readahead": 1, "fragment_readahead": 1}
-"""Scan options that keep one small batch in memory at a time, whatever the size of a run."""
+SCAN_ROWS = 16_384
 PLANNING_COLUMNS = ("run_id", "item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions")
 
 
+def scan(dataset: pads.FileSystemDataset, columns: Iterable[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The dataset's rows, file after file, a row group at a time, with its schema (columns an older log lacks: null).
+
+    For long scans with a slow consumer: pyarrow's dataset scanner reads ahead of its consumer
+    without bound (611 MB buffered while the planner spilled a 3 M-row run), this holds one batch.
+    """
+    names = list(columns) if columns is not None else dataset.schema.names
+    schema = pa.schema([dataset.schema.field(name) for name in names])
+    for file in dataset.files:
+        with dataset.filesystem.open_input_file(file) as handle:
+            parquet = pq.ParquetFile(handle)
+            present = [name for name in names if name in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=SCAN_ROWS, columns=present):
+                arrays = [
+                    batch.column(field.name).cast(field.type)
+                    if field.name in present
+                    else pa.nulls(batch.num_rows, field.type)
+                    for field in schema
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
 def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -> Iterator[pa.Table]:
-    """Each item's rows from the latest run that processed it (the planner's columns), a run at a time.
+    """Each item's rows from the latest run that processed it (the planner's columns), a batch at a time.
 
     Planning costs about the same after a year of nightly runs as after one: the log is listed
     once; runs are taken newest first (folders are named by sortable run ids), and of each only
@@ -265,13 +286,12 @@ def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -
     files_of: dict[str, list[str]] = defaultdict(list)
     for file in pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs).files:  # one listing
         files_of[file.rstrip("/").rsplit("/", 2)[-2]].append(file)
-    is_read = pc.field("stage") == "read"
     seen: set[str] = set()
     for run_id in sorted(files_of, reverse=True):
         run = pads.dataset(files_of[run_id], schema=SCHEMA, format="parquet", filesystem=fs)
         latest, older = [], 0  # this run's items not seen in a newer run; how many were
-        for batch in run.to_batches(columns=["item_id"], filter=is_read, **BOUNDED_SCAN):
-            for item_id in batch.column(0).to_pylist():
+        for batch in scan(run, ["item_id", "stage"]):
+            for item_id in batch.filter(pc.equal(batch.column(1), "read")).column(0).to_pylist():
                 if item_id in seen:
                     older += 1
                 else:
@@ -279,10 +299,11 @@ def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -
                     latest.append(item_id)
         if not latest:
             continue
-        wanted = pc.field("item_id").isin(pa.array(latest, pa.string())) if older else None
+        wanted = pa.array(latest, pa.string()) if older else None
         del latest
-        batches = run.to_batches(columns=list(PLANNING_COLUMNS), filter=wanted, **BOUNDED_SCAN)
-        for batch in batches:
+        for batch in scan(run, PLANNING_COLUMNS):
+            if wanted is not None:
+                batch = batch.filter(pc.is_in(batch.column(1), value_set=wanted))
             if batch.num_rows:
                 yield pa.Table.from_batches([batch])
     pa.default_memory_pool().release_unused()  # the reads' buffers: give them back, a nightly driver lives long

@@ -102,3 +102,20 @@ def test_a_duplicate_id_far_apart_is_named_with_both_lines_and_nothing_is_left(t
     with pytest.raises(ManifestError, match=r"line 52: duplicate item_id 'item/7' \(first at .*line 9\)"):
         plan_run(iter_manifest(str(manifest)), _settings(out), group_rows=5)
     assert not (out / PLANNED_DIR / "r9").exists()
+
+
+def test_a_long_scan_reads_a_batch_at_a_time_and_fills_what_an_older_log_lacks(tmp_path, monkeypatch):
+    import pyarrow.dataset as pads
+
+    from patina.manifests import provenance
+    from patina.manifests.provenance import SCHEMA, scan
+
+    rows = [r for n in range(30) for r in attempt_rows(f"item/{n}", "r1")]
+    old = pa.Table.from_pylist(rows, schema=SCHEMA).drop_columns(["descriptive"])  # logs from before that column
+    pq.write_table(old, tmp_path / "part-00000.parquet", row_group_size=16)
+    dataset = pads.dataset(str(tmp_path), schema=SCHEMA, format="parquet")
+    monkeypatch.setattr(provenance, "SCAN_ROWS", 10)
+    batches = list(scan(dataset))
+    assert max(b.num_rows for b in batches) <= 10 and sum(b.num_rows for b in batches) == len(rows)
+    assert all(b.schema == SCHEMA and b.column("descriptive").null_count == b.num_rows for b in batches)
+    assert next(b.num_columns for b in scan(dataset, ["item_id", "stage"])) == 2
