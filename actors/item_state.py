@@ -1,7 +1,7 @@
 """What an item carries through the pipeline: the Ray Data rows between steps, and its state.
 
 The row contract (:class:`PlannedRow` -> :class:`PipelineRow` -> :class:`WrittenRow`):
-:func:`patina.actors.pipeline.build_dataset` makes a planned row per item; the read step
+the planner (:mod:`patina.actors.planning`, ``ROWS_SCHEMA``) makes a planned row per item to run; the read step
 (:func:`patina.actors.io_tasks.read_item`) adds the pixels, mask, EXIF and state; each stage
 actor rewrites ``image``, ``mask`` and ``state``; the write step shrinks the row to the item id
 and its final state, from which the driver commits the provenance records.

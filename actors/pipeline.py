@@ -204,9 +204,9 @@ def input_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -
     """The planned rows as blocks in the object store: a run's Parquet parts, or rows made here from items.
 
     Blocks of ``ceil(n / BLOCKS)`` rows (1 up to 10,000 items), so that reads and stages spread over
-    every worker. The parts are read one at a time and their blocks put in the object store as
-    they come, so the driver never holds every row at once (the object store does: a few hundred
-    bytes per item, spilled to disk by Ray if it must).
+    every worker. The parts are read one at a time and their blocks put in Ray's object store as
+    they come, so the driver never holds every row at once (the store does: a few hundred bytes
+    per item, spilled to disk by Ray if it must).
     """
     if isinstance(source, PlannedRows):
         fs, path = filesystem(source.uri, settings.storage_options)
