@@ -9,10 +9,12 @@ driver keeps only the counts (and, when asked, every item's class).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import itertools
 import logging
+import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
@@ -39,6 +41,7 @@ from patina.manifests.storage import (
     atomic_write,
     check_output_location,
     filesystem,
+    is_local,
     join_uri,
     source_stamps,
 )
@@ -135,6 +138,9 @@ def remove_planned(rows: PlannedRows | None, storage_options: dict | None = None
         fs.rm(path, recursive=True)
     except FileNotFoundError:
         pass
+    if is_local(fs):  # no empty _planned folder left in the output (object stores have no folders)
+        with contextlib.suppress(OSError):  # not empty, or gone
+            os.rmdir(os.path.dirname(path.rstrip("/")))
 
 
 def spill_manifest(entries: Iterable[tuple[str, Item]], output_uri: str, folder: Path) -> BucketSpill:
