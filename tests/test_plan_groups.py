@@ -119,3 +119,14 @@ def test_a_long_scan_reads_a_batch_at_a_time_and_fills_what_an_older_log_lacks(t
     assert max(b.num_rows for b in batches) <= 10 and sum(b.num_rows for b in batches) == len(rows)
     assert all(b.schema == SCHEMA and b.column("descriptive").null_count == b.num_rows for b in batches)
     assert next(b.num_columns for b in scan(dataset, ["item_id", "stage"])) == 2
+
+
+def test_planning_retries_what_storage_may_fix_but_never_a_bad_manifest_or_output():
+    from prefect.states import Failed
+
+    from patina.flows.restore import _transient
+    from patina.manifests.storage import OutputInsideMasters
+
+    assert _transient(None, None, Failed(data=OSError("connection reset by peer")))
+    assert not _transient(None, None, Failed(data=ManifestError("m.csv line 3: item_id is empty")))
+    assert not _transient(None, None, Failed(data=OutputInsideMasters("output is inside the masters")))
