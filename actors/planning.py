@@ -3,8 +3,8 @@
 The manifest and each item's latest attempt stream into a local spill partitioned by item-id
 bucket (:mod:`patina.manifests.buckets`) and are planned one group of buckets at a time, so the
 driver's memory does not grow with the collection. The rows to run are written as Parquet parts
-under ``<output>/_planned/<run_id>/``, from which Ray Data streams them to the read step; the
-driver keeps only the counts (and, when asked, every item's class).
+under ``<output>/_planned/<run_id>/``, which the pipeline puts in Ray's object store a part at a
+time; the driver keeps only the counts (and, when asked, every item's class).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from patina.manifests.buckets import BucketSpill, groups, spill_folder
 from patina.manifests.items import Item
 from patina.manifests.planner import LatestAttempts, Plan, StepIdentity, plan
 from patina.manifests.provenance import PLANNING_COLUMNS, SCHEMA, canonical_json, latest_attempt_parts, step_link
-from patina.manifests.readers import duplicate_id
+from patina.manifests.readers import check_unique
 from patina.manifests.retry import retrying
 from patina.manifests.storage import (
     OutputInsideMasters,
@@ -244,7 +244,7 @@ class _GroupPlanner:
         self.settings = settings
         self.everything = everything
         self.steps: list[StepIdentity] = [(s.stage, *stage_identity(s)) for s in settings.stages]
-        self.tally: Counter[str] = Counter()
+        self.tally: Counter[str] = Counter()  # Plan.counts() of every group, added up
         self.changed: Counter[str] = Counter()
         self.to_run = 0
         self.items = Plan()
@@ -263,10 +263,9 @@ class _GroupPlanner:
             self.to_run += items.num_rows
             return planned_rows(items, {}, self.settings.output_uri)
         found = self._classify(items, history)
-        for name in ("new", "failed", "source", "unchanged", "removed"):
-            self.tally[name] += len(getattr(found, name))
-        self.tally["resumed"] += len(found.resume)
-        self.changed.update(found.changed.values())
+        counts = found.counts()
+        self.changed.update(counts.pop("changed"))
+        self.tally.update(counts)
         if keep_items:
             self.items = _merged(self.items, found)
         to_run = items.filter(pc.is_in(items["item_id"], pa.array(sorted(found.to_run), pa.string())))
@@ -294,27 +293,13 @@ class _GroupPlanner:
 
     def counts(self) -> dict[str, Any]:
         """:meth:`Plan.counts` of the whole manifest."""
-        return {
-            "new": self.tally["new"],
-            "failed": self.tally["failed"],
-            "source_changed": self.tally["source"],
-            "changed": dict(self.changed),
-            "unchanged": self.tally["unchanged"],
-            "removed": self.tally["removed"],
-            "resumed": self.tally["resumed"],
-            "to_run": self.to_run,
-        }
+        return {name: dict(self.changed) if name == "changed" else self.tally[name] for name in Plan().counts()}
 
 
 def _check_unique(items: pa.Table) -> None:
     """Ids are unique (duplicates share a bucket, so a group sees every copy of its ids)."""
-    if items.num_rows == pc.count_distinct(items["item_id"]).as_py():
-        return
-    first: dict[str, str] = {}
-    for item_id, where in zip(items["item_id"].to_pylist(), items["where"].to_pylist(), strict=True):
-        if item_id in first:
-            raise duplicate_id(where, item_id, first[item_id])
-        first[item_id] = where
+    if items.num_rows != pc.count_distinct(items["item_id"]).as_py():
+        check_unique(zip(items["where"].to_pylist(), items["item_id"].to_pylist(), strict=True))
 
 
 def _merged(a: Plan, b: Plan) -> Plan:

@@ -10,6 +10,7 @@ fall in the same bucket, so each group is planned on its own, and memory holds o
 from __future__ import annotations
 
 import os
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,6 @@ def groups(rows_per_bucket: np.ndarray, target_rows: int) -> Iterator[range]:
         yield range(start, len(rows_per_bucket))
 
 
-def spill_folder(base: str | None = None) -> Path:
+def spill_folder() -> Path:
     """Where a driver spills: ``PATINA_SPILL_DIR`` or the system's temporary folder (local disk)."""
-    return Path(base or os.environ.get("PATINA_SPILL_DIR") or os.environ.get("TMPDIR") or "/tmp")
+    return Path(os.environ.get("PATINA_SPILL_DIR") or tempfile.gettempdir())

@@ -77,7 +77,7 @@ def items_from_records(records: Records, manifest_uri: str) -> Iterator[tuple[st
 
     Every rule but unique ids, which whoever gathers the items checks (:func:`read_manifest` in
     memory; the planner per bucket of ids, see :mod:`patina.manifests.buckets`), with
-    :func:`duplicate_id`.
+    :func:`check_unique`.
     """
     base = parent_uri(manifest_uri)
     schemes: dict[str, str | None] = {}
@@ -109,8 +109,13 @@ def items_from_records(records: Records, manifest_uri: str) -> Iterator[tuple[st
         raise ManifestError(f"{manifest_uri}: the manifest lists no items")
 
 
-def duplicate_id(where: str, item_id: str, first: str) -> ManifestError:
-    return ManifestError(f"{where}: duplicate item_id {item_id!r} (first at {first})")
+def check_unique(entries: Iterable[tuple[str, str]]) -> None:
+    """Refuse a repeated id among ``(where, item_id)`` pairs, naming both places."""
+    first: dict[str, str] = {}
+    for where, item_id in entries:
+        if item_id in first:
+            raise ManifestError(f"{where}: duplicate item_id {item_id!r} (first at {first[item_id]})")
+        first[item_id] = where
 
 
 def _text(value: Any) -> str:
@@ -251,14 +256,9 @@ def iter_manifest(
 
 def read_manifest(manifest_uri: str, storage_options: dict | None = None, columns: Columns | None = None) -> list[Item]:
     """Every item of a manifest, in memory (see :func:`iter_manifest`); ids must be unique."""
-    seen: dict[str, str] = {}
-    items = []
-    for where, item in iter_manifest(manifest_uri, storage_options, columns):
-        if item.item_id in seen:
-            raise duplicate_id(where, item.item_id, seen[item.item_id])
-        seen[item.item_id] = where
-        items.append(item)
-    return items
+    entries = list(iter_manifest(manifest_uri, storage_options, columns))
+    check_unique((where, item.item_id) for where, item in entries)
+    return [item for _, item in entries]
 
 
 def _decode(data: bytes, manifest_uri: str) -> str:
