@@ -17,10 +17,12 @@ from patina import __version__
 from patina.actors.intermediates import load_intermediate
 from patina.actors.item_state import EMPTY_PIXELS, ItemState, PipelineRow, PlannedRow, Step, WrittenRow, encode_mask
 from patina.actors.settings import RunSettings
+from patina.manifests.locations import refuse_master_target
 from patina.manifests.provenance import canonical_json, described, source_chain_key
+from patina.manifests.redaction import has_credentials, redact, secrets_of
 from patina.manifests.retry import is_transient, retrying
-from patina.manifests.storage import atomic_write, join_uri, output_key, read_bytes, source_stamp
-from patina.models.codecs import OUTPUT_FORMATS, decode_image, encode_image, output_format
+from patina.manifests.storage import MasterRefused, atomic_write, join_uri, output_key, read_master, source_stamp
+from patina.models.codecs import OUTPUT_FORMATS, DecodeError, check_signature, decode_image, encode_image, output_format
 from patina.models.image import pixels_to_transport, transport_to_pixels
 from patina.models.image_metadata import HistoryStep, OutputMetadata, xmp_packet
 
@@ -51,6 +53,7 @@ def read_item(row: PlannedRow, settings: RunSettings) -> PipelineRow:
     descriptive = row.get("descriptive") or None
     out = dict(row, image=EMPTY_PIXELS, mask=b"", exif=b"")
     attempts = 0
+    flag = {"source_uri_redacted": True} if has_credentials(row["source_uri"]) else {}
     try:
         data, attempts = _fetch(row["source_uri"], settings)
         state.source_sha256 = hashlib.sha256(data).hexdigest()
@@ -58,7 +61,7 @@ def read_item(row: PlannedRow, settings: RunSettings) -> PipelineRow:
         state.chain_key = source_chain_key(state.source_sha256)
         decoded = decode_image(data, settings.max_pixels)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a row
-        state.record(row, step, "failed", started, time.time() - started, error=exc, descriptive=descriptive)
+        state.record(row, step, "failed", started, time.time() - started, flag, error=exc, descriptive=descriptive)
     else:
         meta = decoded.metadata
         state.source_format, state.bit_depth = decoded.format, decoded.bit_depth
@@ -77,6 +80,7 @@ def read_item(row: PlannedRow, settings: RunSettings) -> PipelineRow:
             "warnings": list(meta.notes),
             "source_stamp": source_stamp(row["source_uri"], settings.storage_options),
             "attempts": attempts,
+            **flag,
         }
         state.record(row, step, "ok", started, time.time() - started, decisions, descriptive=descriptive)
     out["state"] = state.to_json()
@@ -124,6 +128,7 @@ def write_item(row: PipelineRow, settings: RunSettings) -> WrittenRow:
         metadata = output_metadata(row, state, settings)
         data = encode_image(transport_to_pixels(row["image"], state.bit_depth), fmt, settings.jpeg_quality, metadata)
         uri = join_uri(settings.output_uri, output_key(row["item_id"]) + OUTPUT_FORMATS[fmt])
+        refuse_master_target(uri, row["source_uri"], settings.storage_options)  # the second wall
         _, attempts = retrying(
             lambda: atomic_write(uri, data, settings.storage_options), settings.retry, f"write {uri}"
         )
@@ -163,19 +168,35 @@ def output_metadata(row: PipelineRow, state: ItemState, settings: RunSettings) -
 
 
 def _fetch(uri: str, settings: RunSettings) -> tuple[bytes, int]:
-    """The master's bytes and the attempts it took (transient errors are retried, others are not)."""
+    """The master's bytes and the attempts it took (transient errors are retried, others are not).
+
+    Read as :func:`~patina.manifests.storage.read_master` reads: a regular file of at most
+    ``max_bytes``, refused from its first bytes when they are no image, failed when it stalls.
+    """
+
+    def read() -> bytes:
+        options = settings.storage_options
+        return read_master(
+            uri, options, max_bytes=settings.max_bytes, stall_s=settings.read_stall_s, check_head=check_signature
+        )
+
+    secrets = secrets_of(uri)
+    shown = redact(uri)
     try:
-        return retrying(lambda: read_bytes(uri, settings.storage_options), settings.retry, f"read {uri}")
+        return retrying(read, settings.retry, f"read {shown}", redacting=lambda text: redact(text, secrets))
+    except (MasterRefused, DecodeError):
+        raise
     except FileNotFoundError as exc:
-        raise SourceUnavailable(f"source not found: {uri}") from exc
+        raise SourceUnavailable(f"source not found: {shown}") from exc
     except PermissionError as exc:
-        raise SourceUnavailable(f"permission denied reading {uri}") from exc
+        raise SourceUnavailable(f"permission denied reading {shown}") from exc
     except Exception as exc:  # e.g. aiohttp's ClientResponseError from an HTTP(S) source
         status = getattr(exc, "status", None)
         if status in (401, 403):
-            raise SourceUnavailable(f"permission denied reading {uri} (HTTP {status})") from exc
+            raise SourceUnavailable(f"permission denied reading {shown} (HTTP {status})") from exc
         tries = f" (after {settings.retry.attempts} attempts)" if is_transient(exc) else ""
-        raise SourceUnavailable(f"cannot read {uri}: {type(exc).__name__}: {exc}{tries}") from exc
+        cause = redact(str(exc), secrets)
+        raise SourceUnavailable(f"cannot read {shown}: {type(exc).__name__}: {cause}{tries}") from exc
 
 
 def _verify(expected: str, data: bytes, sha256: str) -> None:

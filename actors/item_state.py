@@ -23,6 +23,7 @@ import numpy as np
 
 from patina import __version__
 from patina.manifests.provenance import ProvenanceRecord, canonical_json, chain_key
+from patina.manifests.redaction import redact, secrets_of
 
 HOST = socket.gethostname()
 EMPTY_PIXELS = np.zeros((1, 1, 3), dtype=np.uint16)  # stands in for the pixels of a failed item
@@ -114,7 +115,7 @@ class ItemState:
             ProvenanceRecord(
                 run_id="",  # stamped by the driver as it commits the record
                 item_id=str(row["item_id"]),
-                source_uri=str(row["source_uri"]),
+                source_uri=redact(str(row["source_uri"])),
                 source_sha256=self.source_sha256,
                 stage=step.stage,
                 stage_index=step.index,
@@ -125,7 +126,7 @@ class ItemState:
                 chain_key=None if self.failed else self.chain_key,
                 status=status,
                 error_type=type(error).__name__ if error is not None else None,
-                error_message=str(error) if error is not None else None,
+                error_message=redact(str(error), secrets_of(str(row["source_uri"]))) if error is not None else None,
                 started_at=datetime.fromtimestamp(started, UTC),
                 duration_s=round(duration_s, 6),
                 host=HOST,

@@ -12,6 +12,9 @@ import dataclasses
 import json
 import logging
 import os
+import queue
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -83,7 +86,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         kwargs["address"] = "local"
         if num_cpus:
             kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs)
+    handler = signal.getsignal(signal.SIGTERM)
+    ray.init(**kwargs)  # Ray sets a SIGTERM handler of its own (sys.exit): a caller's handler is kept
+    if callable(handler) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
     resources = ray.cluster_resources()
     log.info(
         "Ray: %s, %d node(s), %g CPU, %g GPU",
@@ -259,6 +265,68 @@ def build_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -
     return ds.map(write_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
 
 
+STOP_GRACE_S = 5.0
+"""After a stop signal, how long the driver still takes in items that finish (their provenance is committed)."""
+
+_END = object()
+
+
+class StreamedRows:
+    """A dataset's rows consumed by a thread of their own, so that a signal raised in the main thread
+    interrupts the wait for a row, never Ray Data's iterator: after it, :meth:`drain` can still take in
+    the items that are finishing (their derivatives are written: their provenance must be committed)."""
+
+    def __init__(self, dataset: ray.data.Dataset) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=64)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._consume, args=(dataset,), name="patina-rows", daemon=True)
+        self._thread.start()
+
+    def _put(self, value: Any) -> None:
+        while not self._closed.is_set():
+            try:
+                return self._queue.put(value, timeout=0.5)
+            except queue.Full:
+                continue
+
+    def _consume(self, dataset: ray.data.Dataset) -> None:
+        try:
+            for row in dataset.iter_rows():
+                self._put(row)
+                if self._closed.is_set():
+                    return
+            self._put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while True:
+            value = self._queue.get()
+            if value is _END:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            yield value
+
+    def drain(self, take: Callable[[dict[str, Any]], None], seconds: float) -> int:
+        """Hand ``take`` every row that arrives within ``seconds`` (or until the rows end); how many."""
+        deadline, taken = time.monotonic() + seconds, 0
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                value = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if value is _END or isinstance(value, BaseException):
+                break
+            take(value)
+            taken += 1
+        return taken
+
+    def close(self) -> None:
+        """Stop consuming (the thread ends at its next row; Ray's shutdown ends what it waits for)."""
+        self._closed.set()
+
+
 MAX_FAILURES_LISTED = 1000
 """Failures a summary lists (every one is counted, and every one is in the provenance and the report)."""
 
@@ -285,23 +353,34 @@ def run_pipeline(
     )
     if progress is not None:
         progress(0, summary.total, 0)
+
+    def commit(row: dict[str, Any]) -> None:
+        state = ItemState.from_json(row["state"])
+        writer.add(record.stamped(settings.run_id) for record in state.records)
+        if state.failed:
+            summary.failed += 1
+            bad = next(r for r in state.records if r.status == "failed")
+            if len(summary.failures) < MAX_FAILURES_LISTED:
+                summary.failures.append(Failure(row["item_id"], bad.stage, bad.error_type, bad.error_message))
+        else:
+            summary.succeeded += 1
+        if progress is not None:
+            progress(summary.succeeded + summary.failed, summary.total, summary.failed)
+
+    rows = StreamedRows(build_dataset(source, settings))
     try:
-        for row in build_dataset(source, settings).iter_rows():
-            state = ItemState.from_json(row["state"])
-            writer.add(record.stamped(settings.run_id) for record in state.records)
-            if state.failed:
-                summary.failed += 1
-                bad = next(r for r in state.records if r.status == "failed")
-                if len(summary.failures) < MAX_FAILURES_LISTED:
-                    summary.failures.append(Failure(row["item_id"], bad.stage, bad.error_type, bad.error_message))
-            else:
-                summary.succeeded += 1
-            if progress is not None:
-                progress(summary.succeeded + summary.failed, summary.total, summary.failed)
+        for row in rows:
+            commit(row)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # asked to stop (a signal): take in what is finishing, briefly
+            drained = rows.drain(commit, STOP_GRACE_S)
+            log.warning("stopping: %d more finished item(s) committed in the %g s grace", drained, STOP_GRACE_S)
+        raise
+    finally:
+        rows.close()
+        writer.close()  # every item handed back so far: committed, however the loop ended
         if removed := remove_temporaries(settings.output_uri, started_wall - 1.0, settings.storage_options):
             log.warning("removed %d temporary file(s) left by workers that died mid-write", removed)
-    finally:
-        writer.close()
         summary.duration_s = time.monotonic() - started
     log.info(
         "run %s: %d ok, %d failed in %.1f s", settings.run_id, summary.succeeded, summary.failed, summary.duration_s

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import itertools
 import logging
@@ -32,17 +33,17 @@ from patina.actors.io_tasks import write_step
 from patina.actors.settings import RunSettings, stage_identity
 from patina.manifests.buckets import BucketSpill, groups, spill_folder
 from patina.manifests.items import Item
-from patina.manifests.planner import LatestAttempts, Plan, StepIdentity, plan
+from patina.manifests.locations import OutputInsideMasters, check_output_location
+from patina.manifests.planner import Derivative, LatestAttempts, Plan, StepIdentity, plan
 from patina.manifests.provenance import PLANNING_COLUMNS, SCHEMA, canonical_json, latest_attempt_parts, step_link
 from patina.manifests.readers import check_unique
 from patina.manifests.retry import retrying
 from patina.manifests.storage import (
-    OutputInsideMasters,
     atomic_write,
-    check_output_location,
     filesystem,
     is_local,
     join_uri,
+    object_infos,
     source_stamps,
 )
 from patina.models.codecs import output_format
@@ -143,10 +144,12 @@ def remove_planned(rows: PlannedRows | None, storage_options: dict | None = None
             os.rmdir(os.path.dirname(path.rstrip("/")))
 
 
-def spill_manifest(entries: Iterable[tuple[str, Item]], output_uri: str, folder: Path) -> BucketSpill:
+def spill_manifest(
+    entries: Iterable[tuple[str, Item]], output_uri: str, folder: Path, storage_options: dict | None = None
+) -> BucketSpill:
     """Read the manifest's ``entries`` (``(where, item)``, :func:`~patina.manifests.readers.iter_manifest`)
     into a bucket spill under ``folder``, checking every item: ids unique (per bucket, where all copies
-    of an id fall), and no master in a folder that holds the output (raised after the manifest's own errors).
+    of an id fall), and masters and output apart by their resolved locations (raised after the manifest's own errors).
     """
     spill = BucketSpill(folder, "items", ITEMS_SCHEMA)
     batch: list[tuple[str, Item]] = []
@@ -157,7 +160,7 @@ def spill_manifest(entries: Iterable[tuple[str, Item]], output_uri: str, folder:
             if len(batch) < SPILL_BATCH:
                 continue
         try:
-            check_output_location(output_uri, [item.source_uri for _, item in batch])
+            check_output_location(output_uri, (item.source_uri for _, item in batch), storage_options)
         except OutputInsideMasters as exc:
             misplaced = misplaced or exc
         spill.add(items_table(batch))
@@ -176,6 +179,7 @@ def plan_spilled(
     everything: bool = False,
     write: bool = True,
     keep_items: bool = False,
+    verify: bool = False,
     group_rows: int = GROUP_ROWS,
 ) -> RunPlan:
     """What running the spilled manifest's items with ``settings`` must do, given the provenance under its output.
@@ -183,13 +187,15 @@ def plan_spilled(
     ``everything``: every item runs, whatever the log says. ``write``: write the rows to run
     under ``<output>/_planned/<run_id>/`` (:class:`PlannedRows`). ``keep_items``: also return
     every item's class (memory grows with the collection: for ``patina plan --json`` and tests).
+    Each unchanged item's derivative must still exist with the size it was written with; ``verify``:
+    and the same sha256 (every derivative is read).
     Each item's latest attempt is spilled beside the manifest (in ``spilled``'s folder) first.
     """
     history = BucketSpill(spilled.folder, "latest", pa.schema([SCHEMA.field(name) for name in PLANNING_COLUMNS]))
     if not everything:
         for part in latest_attempt_parts(settings.output_uri, settings.storage_options):
             history.add(part)
-    planner = _GroupPlanner(settings, everything)
+    planner = _GroupPlanner(settings, everything, verify)
     folder_uri = planned_uri(settings.output_uri, settings.run_id)
     if write:
         remove_stale_planned(settings.output_uri, settings.run_id, settings.storage_options)
@@ -228,7 +234,9 @@ def remove_stale_planned(output_uri: str, run_id: str, storage_options: dict | N
 def plan_run(entries: Iterable[tuple[str, Item]], settings: RunSettings, **options: Any) -> RunPlan:
     """:func:`spill_manifest` then :func:`plan_spilled` (its ``options``), spilling to a temporary folder."""
     with tempfile.TemporaryDirectory(prefix="patina-plan-", dir=spill_folder()) as name:
-        return plan_spilled(spill_manifest(entries, settings.output_uri, Path(name)), settings, **options)
+        return plan_spilled(
+            spill_manifest(entries, settings.output_uri, Path(name), settings.storage_options), settings, **options
+        )
 
 
 def _write_part(uri: str, rows: pa.Table, settings: RunSettings) -> None:
@@ -240,9 +248,10 @@ def _write_part(uri: str, rows: pa.Table, settings: RunSettings) -> None:
 class _GroupPlanner:
     """Plans one group of buckets at a time and adds up what it found."""
 
-    def __init__(self, settings: RunSettings, everything: bool) -> None:
+    def __init__(self, settings: RunSettings, everything: bool, verify: bool = False) -> None:
         self.settings = settings
         self.everything = everything
+        self.verify = verify
         self.steps: list[StepIdentity] = [(s.stage, *stage_identity(s)) for s in settings.stages]
         self.tally: Counter[str] = Counter()  # Plan.counts() of every group, added up
         self.changed: Counter[str] = Counter()
@@ -281,7 +290,7 @@ class _GroupPlanner:
         known = [item for item in listed if item.item_id in latest]  # new items need no stamp
         by_uri = source_stamps({item.source_uri for item in known}, self.settings.storage_options, STAMP_THREADS)
         stamps = {item.item_id: by_uri[item.source_uri] for item in known}
-        found = plan(listed, latest, self.steps, self.write_link, stamps)
+        found = plan(listed, latest, self.steps, self.write_link, stamps, self._derivatives(known, latest))
         if not (self.settings.keep_intermediates and found.resume_points):
             return found
         fs, _ = filesystem(self.settings.output_uri, self.settings.storage_options)
@@ -291,9 +300,42 @@ class _GroupPlanner:
             resume = {item_id: point for (item_id, point), exists in zip(points, kept, strict=True) if exists}
         return dataclasses.replace(found, resume=resume)
 
+    def _derivatives(self, known: list[Item], latest: LatestAttempts) -> dict[str, Derivative]:
+        """Each finished item's derivative as it is now: its size (one listing of the output folder, or a stat
+        each), and its sha256 when verifying."""
+        written = {
+            item.item_id: uri
+            for item in known
+            if (attempt := latest.attempts[item.item_id]).finished and (uri := attempt.output_uri)
+        }
+        options = self.settings.storage_options
+        infos = object_infos(set(written.values()), options, STAMP_THREADS)
+        sizes = {uri: info.get("size") if info is not None else None for uri, info in infos.items()}
+        hashes: dict[str, str | None] = {}
+        if self.verify:
+            present = [uri for uri, info in infos.items() if info is not None]
+            with ThreadPoolExecutor(STAMP_THREADS) as pool:
+                hashes = dict(zip(present, pool.map(lambda uri: _sha256_of(uri, options), present), strict=True))
+        return {
+            item_id: None if infos[uri] is None else (sizes[uri], hashes.get(uri)) for item_id, uri in written.items()
+        }
+
     def counts(self) -> dict[str, Any]:
         """:meth:`Plan.counts` of the whole manifest."""
         return {name: dict(self.changed) if name == "changed" else self.tally[name] for name in Plan().counts()}
+
+
+def _sha256_of(uri: str, storage_options: dict | None) -> str:
+    """sha256 of a derivative's bytes, read a block at a time ("" if it cannot be read: it is made again)."""
+    fs, path = filesystem(uri, storage_options)
+    digest = hashlib.sha256()
+    try:
+        with fs.open(path, "rb") as handle:
+            while block := handle.read(8 * 2**20):
+                digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
 
 
 def _check_unique(items: pa.Table) -> None:

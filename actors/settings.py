@@ -72,6 +72,8 @@ class RunSettings:
     output_format: str = "auto"
     jpeg_quality: int = 95
     max_pixels: int = 250_000_000  # refuse larger images before decoding them
+    max_bytes: int = 4 * 2**30  # refuse larger masters before reading them
+    read_stall_s: float = 120.0  # a master's read that delivers nothing this long fails the item
     io_num_cpus: float = 0.25
     storage_options: dict[str, Any] = field(default_factory=dict)
     keep_intermediates: bool = False  # save every stage's result by chain key (actors/intermediates.py)

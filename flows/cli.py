@@ -1,28 +1,36 @@
 """The ``patina`` command line. It owns the terminal: progress, summary and exit status.
 
 Exit status of ``patina run``: 0 every item restored; 3 partial (some items failed);
-4 every item failed; 2 bad usage, configuration or manifest, or the output held by another
-live run; 1 the run itself broke.
+4 every item failed, or the output cannot be written (the path is named); 2 bad usage,
+configuration or manifest, or the output held by another live run; 130 / 143 stopped by
+SIGINT / SIGTERM (what was done is recorded; a rerun finishes); 1 the run itself broke.
+With ``--json`` every exit prints JSON on stdout (``{"status": "error", ...}`` for failures).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from patina import __version__
 from patina.flows import models_command, train_command
 from patina.flows.environment import apply_defaults
+from patina.manifests.redaction import redact
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_ALL_FAILED = 0, 1, 2, 3, 4
 STATUS_EXIT = {"completed": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_ALL_FAILED}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 log = logging.getLogger("patina")
+VERIFY_HELP = "also check each derivative's sha256 (reads them all), not only that it is there with its size"
 
 
 def _uri(location: str) -> str:
@@ -45,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
     run.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     run.add_argument("--all", action="store_true", help="run every item, even those already restored unchanged")
+    run.add_argument("--verify", action="store_true", help=VERIFY_HELP)
     run.add_argument(  # also after the command (the global flag keeps working before it)
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="Ray's and Prefect's messages too"
     )
@@ -53,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--output", "-o", required=True, help="output URI of earlier runs")
     plan.add_argument("--config", "-c", help="pipeline.toml (defaults when left out)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    plan.add_argument("--verify", action="store_true", help=VERIFY_HELP)
     serve = commands.add_parser("serve", help="serve restore-collection on a schedule (runs until stopped)")
     serve.add_argument("manifest", help="manifest URI")
     serve.add_argument("--output", "-o", required=True, help="output URI")
@@ -248,76 +258,160 @@ def plan_command(args: argparse.Namespace) -> int:
     """Classify every item against the provenance log; touches nothing."""
     apply_defaults()
     from patina.actors.planning import plan_run
-    from patina.flows.config import ConfigError, load_config
+    from patina.flows.config import ConfigError, load_config, refuse_credentials
     from patina.flows.credentials import storage_options
     from patina.flows.restore import new_run_id
     from patina.manifests.items import ManifestError
+    from patina.manifests.locations import OutputInsideMasters
     from patina.manifests.readers import iter_manifest
-    from patina.manifests.storage import OutputInsideMasters
 
     output = _uri(args.output)
     try:
+        refuse_credentials(args.manifest, "manifest")
+        refuse_credentials(args.output, "output")
         config = load_config(args.config)
         options = storage_options(config)
         entries = iter_manifest(args.manifest, options, config.manifest.columns)
         settings = dataclasses.replace(config.run_settings(new_run_id(), output), storage_options=options)
-        planned = plan_run(entries, settings, write=False, keep_items=args.json)
+        planned = plan_run(entries, settings, write=False, keep_items=args.json, verify=args.verify)
     except (ManifestError, ConfigError, OutputInsideMasters) as exc:
-        print(f"patina: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, EXIT_USAGE, str(exc))
     counts = planned.counts
     if args.json:
         items = planned.items
-        print(json.dumps({**counts, "changed_items": items.changed, "removed_items": sorted(items.removed)}, indent=2))
+        listed = {
+            "changed_items": items.changed,
+            "derivative_items": items.derivative,
+            "removed_items": sorted(items.removed),
+        }
+        print(json.dumps({**counts, **listed}, indent=2))
         return EXIT_OK
     print(f"{planned.total} items in the manifest; {counts['to_run']} to run:")
     print(f"  new {counts['new']}, failed before {counts['failed']}, master changed {counts['source_changed']}")
     for stage, count in sorted(counts["changed"].items()):
         print(f"  changed from stage {stage}: {count}")
+    print(f"  derivative missing/changed {counts['derivative_changed']}")
     print(f"  unchanged (nothing to do) {counts['unchanged']}; removed from the manifest (kept) {counts['removed']}")
     return EXIT_OK
 
 
+def _fail(args: argparse.Namespace, code: int, message: str) -> int:
+    """One line on stderr; with ``--json`` also ``{"status": "error", "exit_code", "error"}`` on stdout."""
+    print(f"patina: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"status": "error", "exit_code": code, "error": message}, indent=2))
+    return code
+
+
+class RunInterrupted(BaseException):
+    """The run was asked to stop (SIGINT, SIGTERM). A BaseException, as KeyboardInterrupt is, so that no
+    ``except Exception`` swallows it and every ``finally`` on its way commits or removes what it must."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run gracefully: the first raises :class:`RunInterrupted` in the main thread
+    (the pipeline commits the items that finish in a short grace, the lock and planned rows are removed on
+    the way out; a SIGTERM inside Prefect's flow engine reaches it after Prefect has recorded the crash);
+    later ones only say that it is stopping."""
+
+    def again(signum: int, frame: Any) -> None:
+        print(f"patina: {signal.Signals(signum).name}: already stopping, committing what is done", file=sys.stderr)
+
+    def first(signum: int, frame: Any) -> None:
+        for caught in STOP_SIGNALS:
+            signal.signal(caught, again)
+        raise RunInterrupted(signum)
+
+    saved = {caught: signal.signal(caught, first) for caught in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for caught, handler in saved.items():
+            signal.signal(caught, handler)
+
+
+class ProgressSeen:
+    """A progress reporter that remembers the last counts it passed on (what an interrupted run says it did)."""
+
+    def __init__(self) -> None:
+        self.reporter: Any = None
+        self.done: int | None = None
+        self.total: int | None = None
+
+    def passing_to(self, reporter: Any) -> ProgressSeen:
+        self.reporter = reporter
+        return self
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        self.done, self.total = done, total
+        if self.reporter is not None:
+            self.reporter(done, total, failed)
+
+    def interrupted(self, signum: int) -> str:
+        name = signal.Signals(signum).name
+        if self.total is None:
+            return f"interrupted ({name}) before any item was restored; rerun to start"
+        left = self.total - (self.done or 0)
+        return f"interrupted ({name}): {self.done} done, {left} left" + ("; rerun to finish" if left else "")
+
+
+def quiet_exit(args: argparse.Namespace) -> None:
+    """Prefect's INFO lines as the process exits (its temporary server stopping) stay off a quiet terminal."""
+    if not args.verbose:
+        logging.getLogger("prefect").setLevel(logging.WARNING)
+
+
 def run_command(args: argparse.Namespace) -> int:
     apply_defaults()
-    from patina.flows.config import ConfigError, load_config
+    from patina.flows.config import ConfigError, load_config, refuse_credentials
     from patina.manifests.items import ManifestError
 
     try:
+        refuse_credentials(args.manifest, "manifest")
+        refuse_credentials(args.output, "output")
         config = load_config(args.config)
         if args.num_cpus:
             config = config.model_copy(update={"ray": config.ray.model_copy(update={"num_cpus": args.num_cpus})})
     except ConfigError as exc:
-        print(f"patina: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, EXIT_USAGE, str(exc))
 
     from patina.flows import progress
     from patina.flows.credentials import storage_options
+    from patina.flows.prefect_api import prefect_api
     from patina.flows.restore import new_run_id, restore_collection
     from patina.flows.run_log import run_log
     from patina.manifests.run_lock import OutputNotWritable, RunLocked
 
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
     output, run_id = _uri(args.output), new_run_id()
+    seen = ProgressSeen()
     try:
         with (
+            stopping_on_signals(),
             run_log(output, run_id, verbose=args.verbose, storage_options=storage_options(config)) as console,
             progress.terminal_reporter(console) as reporter,
-            progress.reporting(reporter),
+            progress.reporting(seen.passing_to(reporter)),
+            prefect_api(),
         ):
-            summary = restore_collection(args.manifest, output, config, address, everything=args.all, run_id=run_id)
+            summary = restore_collection(
+                args.manifest, output, config, address, everything=args.all, run_id=run_id, verify=args.verify
+            )
+    except RunInterrupted as exc:
+        quiet_exit(args)
+        return _fail(args, 128 + exc.signum, seen.interrupted(exc.signum))
     except (ManifestError, ConfigError, RunLocked) as exc:
-        print(f"patina: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OutputNotWritable as exc:  # nothing was attempted: every item is still to do
-        print(f"patina: {exc.strerror}; no item was attempted: free space or fix permissions, rerun", file=sys.stderr)
-        return EXIT_ALL_FAILED
+        return _fail(args, EXIT_USAGE, str(exc))
+    except OutputNotWritable as exc:
+        return _fail(args, EXIT_ALL_FAILED, f"{exc.strerror}; {exc.consequence}")
     except Exception as exc:
         log.debug("run failed", exc_info=True)
-        print(f"patina: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    if not args.verbose:  # the ephemeral Prefect server says it stops as the process exits, after the log closed
-        logging.getLogger("prefect").setLevel(logging.WARNING)
+        return _fail(args, EXIT_ERROR, f"run failed: {type(exc).__name__}: {redact(str(exc))}")
+    quiet_exit(args)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -326,32 +420,36 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
+    """The run's outcome for a person; every text from the data (ids, URIs, errors) is escaped for rich."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from patina.manifests.planner import describe_counts
 
     console = Console()
     colour = {"completed": "green", "partial": "yellow", "failed": "red"}[summary["status"]]
+    output = escape(summary["output_uri"])
     if summary["total"] == 0 and summary.get("plan"):
         unchanged, removed = summary["plan"]["unchanged"], summary["plan"]["removed"]
         console.print(f"[bold green]nothing to do[/]: {unchanged} items unchanged, {removed} removed from the manifest")
-        console.print(f"outputs:    {summary['output_uri']}")
+        console.print(f"outputs:    {output}")
         return
     console.print(
         f"[bold {colour}]{summary['status']}[/]: {summary['succeeded']} of {summary['total']} items restored, "
-        f"{summary['failed']} failed, in {summary['duration_s']:.1f} s (run {summary['run_id']})"
+        f"{summary['failed']} failed, in {summary['duration_s']:.1f} s (run {escape(summary['run_id'])})"
     )
     if summary.get("plan"):
-        console.print(f"plan: {describe_counts(summary['plan'])}")
-    console.print(f"outputs:    {summary['output_uri']}")
-    console.print(f"provenance: {summary['provenance_uri']}/{summary['run_id']}/")
+        console.print(f"plan: {escape(describe_counts(summary['plan']))}")
+    console.print(f"outputs:    {output}")
+    console.print(f"provenance: {escape(summary['provenance_uri'])}/{escape(summary['run_id'])}/")
     if summary.get("report_uri"):
-        console.print(f"report:     {summary['report_uri']}")
+        console.print(f"report:     {escape(summary['report_uri'])}")
     if summary["failures"]:
         table = Table("item", "stage", "error", title="failures")
         for failure in summary["failures"]:
-            table.add_row(failure["item_id"], failure["stage"], f"{failure['error_type']}: {failure['error_message']}")
+            error = f"{failure['error_type']}: {failure['error_message']}"
+            table.add_row(escape(failure["item_id"]), escape(failure["stage"]), escape(error))
         console.print(table)
 
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from patina.actors.settings import AUTO_POOL, CPU_POOL, Resources, RunSettings, StageSettings
 from patina.manifests.readers import FIELDS as MANIFEST_FIELDS
+from patina.manifests.redaction import has_credentials, redact
 from patina.manifests.retry import RetryPolicy
 from patina.models import registry
 from patina.models.stage import STAGE_ORDER
@@ -39,6 +40,16 @@ StageName = Literal[STAGE_ORDER]  # type: ignore[valid-type] - the stage names, 
 
 class ConfigError(ValueError):
     """The configuration is invalid (the message names the file and the field)."""
+
+
+def refuse_credentials(uri: str, what: str) -> None:
+    """A manifest or output URI holding credentials is refused: it would be stored with every flow run."""
+    if has_credentials(uri):
+        raise ConfigError(
+            f"the {what} URI {redact(uri)!r} holds credentials (user:password@ or a signed query): it would be "
+            "stored in Prefect's database and the logs; give them through the environment, an AWS profile or "
+            "[storage] secret_block, and the URI without them"
+        )
 
 
 class _Strict(BaseModel):
@@ -58,6 +69,8 @@ class OutputConfig(_Strict):
 
 class InputConfig(_Strict):
     max_pixels: int = Field(RunSettings.max_pixels, ge=1)  # refuse larger images before decoding them
+    max_bytes: int = Field(RunSettings.max_bytes, ge=1)  # refuse larger masters before reading them
+    read_stall_s: float = Field(RunSettings.read_stall_s, gt=0)  # a read idle this long fails the item
 
 
 class RayConfig(_Strict):
@@ -219,6 +232,8 @@ class PipelineConfig(_Strict):
             output_format=self.output.format,
             jpeg_quality=self.output.jpeg_quality,
             max_pixels=self.input.max_pixels,
+            max_bytes=self.input.max_bytes,
+            read_stall_s=self.input.read_stall_s,
             io_num_cpus=self.ray.io_num_cpus,
             storage_options=dict(self.storage.options),
             keep_intermediates=self.keep_intermediates,

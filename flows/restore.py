@@ -18,16 +18,16 @@ from patina.actors.pipeline import RunSummary, ray_session, run_pipeline, summar
 from patina.actors.planning import PlannedRows, RunPlan, plan_spilled, remove_planned, spill_manifest
 from patina.actors.settings import RunSettings
 from patina.flows import progress
-from patina.flows.config import ConfigError, PipelineConfig
+from patina.flows.config import ConfigError, PipelineConfig, refuse_credentials
 from patina.flows.credentials import storage_options, with_secret
 from patina.flows.report import write_report
 from patina.manifests.buckets import BucketSpill, spill_folder
 from patina.manifests.items import ManifestError
+from patina.manifests.locations import OutputInsideMasters
 from patina.manifests.planner import describe_counts
 from patina.manifests.provenance import provenance_uri
 from patina.manifests.readers import iter_manifest
 from patina.manifests.run_lock import run_lock
-from patina.manifests.storage import OutputInsideMasters
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,18 @@ def load_manifest(
     manifest_uri: str, columns: dict[str, str], settings: RunSettings, folder: Path, secret_block: str | None
 ) -> BucketSpill:
     """Stream the manifest into a spill under ``folder``, every item checked; nothing is written to the output."""
-    entries = iter_manifest(manifest_uri, _with_secret(settings, secret_block).storage_options, columns)
-    spilled = spill_manifest(entries, settings.output_uri, folder)
+    options = _with_secret(settings, secret_block).storage_options
+    spilled = spill_manifest(iter_manifest(manifest_uri, options, columns), settings.output_uri, folder, options)
     get_run_logger().info("manifest %s: %d items", manifest_uri, int(spilled.rows_per_bucket.sum()))
     return spilled
 
 
 @task(name="plan-items", cache_policy=NO_CACHE, **RETRIES)
-def plan_items(spilled: BucketSpill, settings: RunSettings, everything: bool, secret_block: str | None) -> RunPlan:
+def plan_items(
+    spilled: BucketSpill, settings: RunSettings, everything: bool, verify: bool, secret_block: str | None
+) -> RunPlan:
     """Plan the items against the output's provenance and write the rows to run; returns the counts."""
-    planned = plan_spilled(spilled, _with_secret(settings, secret_block), everything=everything)
+    planned = plan_spilled(spilled, _with_secret(settings, secret_block), everything=everything, verify=verify)
     if planned.counts is not None:
         get_run_logger().info("plan: %s", planned.counts)
         log.info("plan: %s", describe_counts(planned.counts))
@@ -113,6 +115,7 @@ def restore_collection(
     everything: bool = False,
     models: dict[str, str] | None = None,
     run_id: str | None = None,
+    verify: bool = False,
 ) -> dict[str, Any]:
     """Restore the items of ``manifest`` that need it into ``output``; returns the run summary.
 
@@ -120,7 +123,10 @@ def restore_collection(
     (see :mod:`patina.manifests.planner`); ``everything`` runs every item regardless.
     ``models`` (``{stage: model id}``) overrides the config's models: tonight's model set.
     ``run_id`` defaults to a new one (the CLI passes its own: it names the run's log file).
+    ``verify``: an unchanged item's derivative must also keep its sha256 (each is read), not only its size.
     """
+    refuse_credentials(manifest, "manifest")
+    refuse_credentials(output, "output")
     config = config or PipelineConfig()
     if models:
         config = config.with_models(models)
@@ -133,7 +139,7 @@ def restore_collection(
         except OutputInsideMasters as exc:
             raise ConfigError(str(exc)) from exc
         with run_lock(output, run_id, storage_options(config)):  # one run at a time per output: plan to report
-            planned = plan_items(spilled, settings, everything, secret)
+            planned = plan_items(spilled, settings, everything, verify, secret)
             try:
                 if planned.rows is not None:
                     address = ray_address or config.ray.address

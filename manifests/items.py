@@ -6,11 +6,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from patina.manifests.redaction import redact
+
 CHECKSUM_PATTERNS = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "md5": re.compile(r"^[0-9a-f]{32}$")}
 
 
 class ManifestError(ValueError):
-    """A manifest that cannot be used as a whole (the message names the place and cause)."""
+    """A manifest that cannot be used as a whole (the message names the place and cause, credentials redacted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 DESCRIPTIVE_FIELDS = ("collection", "title", "date", "creator", "rights")
@@ -37,10 +42,14 @@ class Item:
     creator: str | None = None
     rights: str | None = None
 
-    def descriptive(self) -> dict[str, str]:
-        """The descriptive fields that are set, and the IIIF links: what travels to XMP, PREMIS and the report."""
-        found = {name: getattr(self, name) for name in DESCRIPTIVE_FIELDS if getattr(self, name)}
+    def descriptive(self) -> dict[str, Any]:
+        """The descriptive fields that are set, the IIIF links, and under ``metadata`` every other field of
+        the manifest (as text): what travels to the provenance, XMP, PREMIS and the report."""
+        found: dict[str, Any] = {name: getattr(self, name) for name in DESCRIPTIVE_FIELDS if getattr(self, name)}
         found.update({name: str(self.metadata[name]) for name in SOURCE_LINKS if self.metadata.get(name)})
+        others = {str(k): str(v) for k, v in self.metadata.items() if k not in SOURCE_LINKS}
+        if others:
+            found["metadata"] = others
         return found
 
 

@@ -7,7 +7,9 @@ Pure: items, their latest attempts from the provenance log and the configured st
 * ``source``: its master changed (another size or modification stamp, or another checksum);
 * ``changed``: a step's model, weights or parameters differ from the last successful run:
   the first such step is named, and it and every step after it must run;
-* ``unchanged``: every chain key matches the last successful run: nothing to do;
+* ``derivative``: every chain key matches, but the derivative the last run wrote is missing or
+  is not what it wrote (another size; with ``verify``, another sha256): it is made again;
+* ``unchanged``: every chain key matches the last successful run and its derivative is there: nothing to do;
 
 and an id in the log but not in the manifest is ``removed`` (reported, never deleted).
 """
@@ -36,6 +38,7 @@ class Plan:
     failed: list[str] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
     changed: dict[str, str] = field(default_factory=dict)  # item id -> first step to run again
+    derivative: list[str] = field(default_factory=list)  # unchanged chain, but the derivative missing or changed
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     # changed items: (index of the first step to run, chain key of the step before it)
@@ -45,7 +48,7 @@ class Plan:
     @property
     def to_run(self) -> set[str]:
         """The ids to run (a new set each call)."""
-        return {*self.new, *self.failed, *self.source, *self.changed}
+        return {*self.new, *self.failed, *self.source, *self.changed, *self.derivative}
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -53,6 +56,7 @@ class Plan:
             "failed": len(self.failed),
             "source_changed": len(self.source),
             "changed": dict(Counter(self.changed.values())),
+            "derivative_changed": len(self.derivative),
             "unchanged": len(self.unchanged),
             "removed": len(self.removed),
             "resumed": len(self.resume),
@@ -65,6 +69,8 @@ def describe_counts(counts: dict[str, Any]) -> str:
     changed = ", ".join(f"{n} changed from {stage}" for stage, n in sorted(counts["changed"].items()))
     reasons = [f"{counts['new']} new", f"{counts['failed']} failed before"]
     reasons.append(f"{counts['source_changed']} masters changed")
+    if counts.get("derivative_changed"):
+        reasons.append(f"{counts['derivative_changed']} derivatives missing/changed")
     return (
         f"{counts['to_run']} to run ({', '.join(reasons + ([changed] if changed else []))}), "
         f"{counts['unchanged']} unchanged, {counts['removed']} removed from the manifest (kept)"
@@ -82,6 +88,9 @@ class Attempt:
     steps_count: int  # steps after the read
     finished: bool  # its last step is a successful write
     first_row: int  # where its rows start in :class:`LatestAttempts`' table (its read row)
+    output_uri: str | None = None  # the derivative it wrote (finished attempts)
+    output_bytes: int | None = None  # its size as written (None in logs that did not record it)
+    output_sha256: str | None = None
 
 
 class LatestAttempts:
@@ -102,12 +111,14 @@ class LatestAttempts:
             last = np.zeros(0, np.int64)
         first = np.concatenate([[0], last[:-1] + 1]).astype(np.int64) if n else last
         reads = rows.select(["item_id", "source_sha256", "decisions"]).take(first)
-        ends = rows.select(["stage", "status", "chain_key"]).take(last)
+        ends = rows.select(["stage", "status", "chain_key", "output_uri", "output_sha256", "decisions"]).take(last)
         stamps, formats = _read_facts(reads["decisions"].to_pylist())
         finished = pc.and_(pc.equal(ends["stage"], "write"), pc.equal(ends["status"], "ok")).to_pylist()
+        written = zip(ends["decisions"].to_pylist(), finished, strict=True)
+        sizes = [_written_bytes(text) if done else None for text, done in written]
         self.attempts: dict[str, Attempt] = {
-            item_id: Attempt(sha, stamp, fmt, key, int(count), bool(done), int(start))
-            for item_id, sha, stamp, fmt, key, count, done, start in zip(
+            item_id: Attempt(sha, stamp, fmt, key, int(count), bool(done), int(start), out, size, out_sha)
+            for item_id, sha, stamp, fmt, key, count, done, start, out, size, out_sha in zip(
                 reads["item_id"].to_pylist(),
                 reads["source_sha256"].to_pylist(),
                 stamps,
@@ -116,6 +127,9 @@ class LatestAttempts:
                 last - first,
                 finished,
                 first,
+                ends["output_uri"].to_pylist(),
+                sizes,
+                ends["output_sha256"].to_pylist(),
                 strict=True,
             )
         }
@@ -132,6 +146,28 @@ class LatestAttempts:
         attempt = self.attempts[item_id]
         rows = self._steps.slice(attempt.first_row + 1, attempt.steps_count)
         return tuple(zip(rows["stage"].to_pylist(), rows["chain_key"].to_pylist(), strict=True))
+
+
+def _written_bytes(decisions: str | None) -> int | None:
+    """The size a write row recorded (``{"bytes": N}``), None if it did not."""
+    value = json.loads(decisions).get("bytes") if decisions else None
+    return value if isinstance(value, int) else None
+
+
+Derivative = tuple[int | None, str | None] | None
+"""A derivative as it is now: ``(size, sha256 or None when not verified)``, or None when it is missing."""
+
+
+def derivative_intact(attempt: Attempt, now: Derivative) -> bool:
+    """Whether the derivative ``attempt`` wrote is still there as written (size, and sha256 when verified)."""
+    if attempt.output_uri is None:
+        return True  # an old log that names no derivative: nothing to compare
+    if now is None:
+        return False
+    size, sha = now
+    if attempt.output_bytes is not None and size != attempt.output_bytes:
+        return False
+    return sha is None or attempt.output_sha256 is None or sha == attempt.output_sha256
 
 
 def _read_facts(decisions: list[str | None]) -> tuple[list[str | None], list[str]]:
@@ -151,6 +187,7 @@ def plan(
     steps: Sequence[StepIdentity],
     write_link: Callable[[str], tuple[str, str]],
     stamps: dict[str, str | None],
+    derivatives: dict[str, Derivative] | None = None,
 ) -> Plan:
     """Classify every item (see the module docstring).
 
@@ -158,7 +195,8 @@ def plan(
     order; ``write_link(source_format)``: the write step's stage and
     :func:`~patina.manifests.provenance.step_link` for an item (its params follow the master's
     format); ``stamps``: each item's current source stamp
-    (:func:`patina.manifests.storage.source_stamp`), None if unknown.
+    (:func:`patina.manifests.storage.source_stamp`), None if unknown; ``derivatives``: each
+    finished item's derivative as it is now (:data:`Derivative`; items left out are not checked).
     """
     result = Plan()
     links = [(stage, step_link(*identity)) for stage, *identity in steps]
@@ -180,7 +218,12 @@ def plan(
         if (expected := expected_of.get(identity)) is None:
             expected = expected_of[identity] = _expected_keys(sha, [*links, write_link(attempt.source_format)])
         if attempt.steps_count == len(expected) and attempt.final_key == expected[-1][1]:
-            result.unchanged.append(item.item_id)  # the last key covers every step before it
+            # the last key covers every step before it; the derivative must still be what it wrote
+            if derivatives is not None and item.item_id in derivatives:
+                if not derivative_intact(attempt, derivatives[item.item_id]):
+                    result.derivative.append(item.item_id)
+                    continue
+            result.unchanged.append(item.item_id)
             continue
         recorded = latest.steps(item.item_id)
         mismatch = [k for k, step in enumerate(expected) if k >= len(recorded) or recorded[k] != step]

@@ -37,10 +37,12 @@ Read it with ``pyarrow.parquet.read_table("<output>/_provenance")`` or DuckDB:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
 import json
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -54,11 +56,14 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from patina.manifests.retry import RetryPolicy, retrying
+from patina.manifests.run_lock import OutputNotWritable
 from patina.manifests.storage import atomic_write, filesystem, join_uri
+from patina.models.atomic_files import TEMPORARY_PREFIX
 
 log = logging.getLogger(__name__)
 
 PROVENANCE_DIR = "_provenance"
+UNWRITABLE_ERRNO = frozenset({errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT})
 CHAIN_VERSION = "patina-chain/1"
 
 SCHEMA = pa.schema(
@@ -234,7 +239,12 @@ class ProvenanceWriter:
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         uri = join_uri(self.folder, f"part-{len(self.parts):05d}.parquet")
-        retrying(lambda: atomic_write(uri, sink.getvalue(), self.storage_options), self.retry, f"write {uri}")
+        try:
+            retrying(lambda: atomic_write(uri, sink.getvalue(), self.storage_options), self.retry, f"write {uri}")
+        except OSError as exc:
+            if isinstance(exc, PermissionError) or exc.errno in UNWRITABLE_ERRNO:
+                raise OutputNotWritable.because(uri, "the provenance part", exc, mid_run=True) from exc
+            raise
         self.parts.append(uri)
         self.rows_written += table.num_rows
         log.debug("committed %d provenance rows to %s", table.num_rows, uri)
@@ -246,29 +256,107 @@ class ProvenanceWriter:
 
 
 SCAN_ROWS = 16_384
-PLANNING_COLUMNS = ("run_id", "item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions")
+PLANNING_COLUMNS = (
+    *("run_id", "item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions"),
+    *("output_uri", "output_sha256"),
+)
 
 
-def scan(dataset: pads.FileSystemDataset, columns: Iterable[str] | None = None) -> Iterator[pa.RecordBatch]:
+PART_NAME = re.compile(r"^part-\d+\.parquet$")
+"""A committed part's name: ``<output>/_provenance/<run_id>/part-NNNNN.parquet``."""
+
+
+def provenance_files(
+    output_uri: str, storage_options: dict | None = None, run_id: str | None = None
+) -> tuple[Any, dict[str, list[str]]]:
+    """The log's filesystem and its part files by run id (oldest run first), listed once.
+
+    Anything else under ``_provenance/`` (a stray file, a folder within a run, a part's
+    temporary) is not a part: it is skipped, with a warning naming it (temporaries quietly).
+    """
+    root_uri = provenance_uri(output_uri) if run_id is None else join_uri(provenance_uri(output_uri), run_id)
+    fs, root = filesystem(root_uri, storage_options)
+    try:
+        found = fs.find(root, withdirs=False) if fs.isdir(root) else []
+    except FileNotFoundError:
+        found = []
+    runs: dict[str, list[str]] = defaultdict(list)
+    prefix = root.rstrip("/") + "/"
+    for path in sorted(found):
+        parts = path[len(prefix) :].split("/") if path.startswith(prefix) else [path]
+        if parts[-1].startswith(TEMPORARY_PREFIX):
+            continue
+        if run_id is not None:
+            parts = [run_id, *parts]
+        if len(parts) == 2 and PART_NAME.match(parts[1]) and not parts[0].startswith((".", "_")):
+            runs[parts[0]].append(path)
+        else:
+            log.warning(
+                "provenance: skipping %s: not a provenance part (parts are _provenance/<run_id>/part-NNNNN.parquet)",
+                path,
+            )
+    return fs, dict(sorted(runs.items()))
+
+
+def _damaged(file: str, exc: BaseException) -> None:
+    log.warning(
+        "provenance: skipping the damaged part %s (%s: %s); the items it recorded are planned again. "
+        "Move it out of _provenance/ (keep it for inspection) to silence this warning",
+        file,
+        type(exc).__name__,
+        exc,
+    )
+
+
+def readable(fs: Any, files: Iterable[str]) -> list[str]:
+    """The ``files`` whose Parquet footer reads; each damaged one is named in a warning (:func:`_damaged`)."""
+    kept = []
+    for file in files:
+        try:
+            with fs.open(file, "rb") as handle:
+                pq.ParquetFile(handle).metadata  # noqa: B018 - reading the footer is the check
+        except (pa.ArrowException, OSError) as exc:
+            _damaged(file, exc)
+            continue
+        kept.append(file)
+    return kept
+
+
+def _dataset(fs: Any, files: list[str]) -> pads.FileSystemDataset:
+    return pads.dataset(files, schema=SCHEMA, format="parquet", filesystem=fs)
+
+
+def scan(
+    dataset: pads.FileSystemDataset, columns: Iterable[str] | None = None, damaged: set[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     """The dataset's rows, file after file, a row group at a time, with its schema (columns an older log lacks: null).
 
     For long scans with a slow consumer: pyarrow's dataset scanner reads ahead of its consumer
     without bound (611 MB buffered while the planner spilled a 3 M-row run), this holds one batch.
+    A damaged file is skipped from where it fails, with a warning naming it, and added to
+    ``damaged`` (files already in it are skipped quietly: a second scan warns no more).
     """
     names = list(columns) if columns is not None else dataset.schema.names
     schema = pa.schema([dataset.schema.field(name) for name in names])
+    damaged = set() if damaged is None else damaged
     for file in dataset.files:
-        with dataset.filesystem.open_input_file(file) as handle:
-            parquet = pq.ParquetFile(handle)
-            present = [name for name in names if name in parquet.schema_arrow.names]
-            for batch in parquet.iter_batches(batch_size=SCAN_ROWS, columns=present):
-                arrays = [
-                    batch.column(field.name).cast(field.type)
-                    if field.name in present
-                    else pa.nulls(batch.num_rows, field.type)
-                    for field in schema
-                ]
-                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        if file in damaged:
+            continue
+        try:
+            with dataset.filesystem.open_input_file(file) as handle:
+                parquet = pq.ParquetFile(handle)
+                present = [name for name in names if name in parquet.schema_arrow.names]
+                for batch in parquet.iter_batches(batch_size=SCAN_ROWS, columns=present):
+                    arrays = [
+                        batch.column(field.name).cast(field.type)
+                        if field.name in present
+                        else pa.nulls(batch.num_rows, field.type)
+                        for field in schema
+                    ]
+                    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        except (pa.ArrowException, OSError) as exc:
+            damaged.add(file)
+            _damaged(file, exc)
 
 
 def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -> Iterator[pa.Table]:
@@ -279,18 +367,15 @@ def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -
     the item ids of its read rows are read (every attempt, resumed ones too, records its read
     step); the planner's columns are then read from that run, a batch at a time, for the items
     not seen in a newer one. Memory holds one run's item ids and one set of the ids seen.
+    Stray and damaged files are skipped with a warning naming them (:func:`provenance_files`, :func:`scan`).
     """
-    fs, path = filesystem(provenance_uri(output_uri), storage_options)
-    if not fs.exists(path):
-        return
-    files_of: dict[str, list[str]] = defaultdict(list)
-    for file in pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs).files:  # one listing
-        files_of[file.rstrip("/").rsplit("/", 2)[-2]].append(file)
+    fs, files_of = provenance_files(output_uri, storage_options)
     seen: set[str] = set()
+    damaged: set[str] = set()
     for run_id in sorted(files_of, reverse=True):
-        run = pads.dataset(files_of[run_id], schema=SCHEMA, format="parquet", filesystem=fs)
+        run = _dataset(fs, files_of[run_id])
         latest, older = [], 0  # this run's items not seen in a newer run; how many were
-        for batch in scan(run, ["item_id", "stage"]):
+        for batch in scan(run, ["item_id", "stage"], damaged):
             for item_id in batch.filter(pc.equal(batch.column(1), "read")).column(0).to_pylist():
                 if item_id in seen:
                     older += 1
@@ -301,7 +386,7 @@ def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -
             continue
         wanted = pa.array(latest, pa.string()) if older else None
         del latest
-        for batch in scan(run, PLANNING_COLUMNS):
+        for batch in scan(run, PLANNING_COLUMNS, damaged):
             if wanted is not None:
                 batch = batch.filter(pc.is_in(batch.column(1), value_set=wanted))
             if batch.num_rows:
@@ -316,26 +401,19 @@ def read_latest_attempts(output_uri: str, storage_options: dict | None = None) -
 
 
 def run_ids(output_uri: str, storage_options: dict | None = None) -> list[str]:
-    """The runs with provenance under ``output_uri``, oldest first (their folders' names)."""
-    fs, path = filesystem(provenance_uri(output_uri), storage_options)
-    if not fs.exists(path):
-        return []
-    return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False, refresh=True))
+    """The runs with provenance parts under ``output_uri``, oldest first (their folders' names)."""
+    return list(provenance_files(output_uri, storage_options)[1])
 
 
 def run_dataset(output_uri: str, run_id: str, storage_options: dict | None = None) -> pads.Dataset | None:
-    """The provenance of one run as a dataset to scan (only its folder is listed); None if it has none."""
-    fs, path = filesystem(join_uri(provenance_uri(output_uri), run_id), storage_options)
-    if not fs.exists(path):
-        return None
-    dataset = pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs)
-    return dataset if dataset.files else None
+    """The readable provenance of one run as a dataset to scan (only its folder is listed); None if it has none."""
+    fs, files_of = provenance_files(output_uri, storage_options, run_id)
+    files = readable(fs, files_of.get(run_id, []))
+    return _dataset(fs, files) if files else None
 
 
 def read_provenance(output_uri: str, storage_options: dict | None = None) -> pa.Table:
-    """Every committed provenance row under ``output_uri`` (all runs); empty table if none."""
-    fs, path = filesystem(provenance_uri(output_uri), storage_options)
-    if not fs.exists(path):
-        return SCHEMA.empty_table()
-    dataset = pads.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs)
-    return dataset.to_table()
+    """Every committed, readable provenance row under ``output_uri`` (all runs); empty table if none."""
+    fs, files_of = provenance_files(output_uri, storage_options)
+    files = readable(fs, [file for files in files_of.values() for file in files])
+    return _dataset(fs, files).to_table() if files else SCHEMA.empty_table()

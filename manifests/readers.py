@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from patina.manifests import iiif
 from patina.manifests.items import DESCRIPTIVE_FIELDS, Item, ManifestError, parse_checksum
-from patina.manifests.storage import filesystem, parent_uri, resolve_uri
+from patina.manifests.storage import MAX_KEY_LENGTH, filesystem, output_key, parent_uri, resolve_uri
 
 REQUIRED_FIELDS = ("item_id", "source_uri")
 CHECKSUM_FIELDS = ("checksum", "sha256", "md5")
@@ -83,12 +83,18 @@ def items_from_records(records: Records, manifest_uri: str) -> Iterator[tuple[st
     schemes: dict[str, str | None] = {}
     count = 0
     for where, record in records:
-        item_id = _text(record.get("item_id"))
-        source = _text(record.get("source_uri"))
+        item_id = _text(_typed(record, "item_id", (str, int), where))
+        source = _text(_typed(record, "source_uri", (str,), where))
         if not item_id:
             raise ManifestError(f"{where}: item_id is empty")
         if not source:
             raise ManifestError(f"{where}: source_uri is empty for item {item_id!r}")
+        if len(output_key(item_id)) > MAX_KEY_LENGTH:
+            raise ManifestError(
+                f"{where}: item_id {item_id[:40]!r}... is too long: its derivative's file name would be "
+                f"{len(output_key(item_id))} characters, more than the {MAX_KEY_LENGTH} a file name can hold; "
+                "shorten it"
+            )
         checksum = None
         for name in CHECKSUM_FIELDS:
             value = _text(record.get(name))
@@ -116,6 +122,18 @@ def check_unique(entries: Iterable[tuple[str, str]]) -> None:
         if item_id in first:
             raise ManifestError(f"{where}: duplicate item_id {item_id!r} (first at {first[item_id]})")
         first[item_id] = where
+
+
+def _typed(record: Mapping[str, Any], name: str, types: tuple[type, ...], where: str) -> Any:
+    """``record[name]`` when it is None or of ``types`` (bool is no int here); else a clear error."""
+    value = record.get(name)
+    if value is None or (isinstance(value, types) and not isinstance(value, bool)):
+        return value
+    wanted = " or ".join("text" if t is str else "an integer" for t in types)
+    raise ManifestError(
+        f"{where}: {name} is {type(value).__name__} {value!r}, not {wanted}; "
+        f"store the {name} column as strings (a path or URI for source_uri)"
+    )
 
 
 def _text(value: Any) -> str:

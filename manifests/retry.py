@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from patina.manifests.redaction import redact
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -61,10 +63,12 @@ def retrying(
     policy: RetryPolicy,
     what: str,
     sleep: Callable[[float], None] = time.sleep,
+    redacting: Callable[[str], str] = redact,
 ) -> tuple[T, int]:
     """``(call(), attempts used)``; transient errors are retried under ``policy``, others raised at once.
 
-    The error that ends the attempts carries a note saying how many were made.
+    The error that ends the attempts carries a note saying how many were made. What is logged
+    passes through ``redacting`` first (credentials out: :func:`~patina.manifests.redaction.redact`).
     """
     for attempt in range(1, policy.attempts + 1):
         try:
@@ -72,10 +76,10 @@ def retrying(
         except Exception as exc:
             if attempt == policy.attempts or not is_transient(exc):
                 if attempt > 1:
-                    exc.add_note(f"{what}: gave up after {attempt} attempts")
+                    exc.add_note(f"{redacting(what)}: gave up after {attempt} attempts")
                 raise
             delay = policy.delay(attempt)
-            log.warning("%s: %s: %s (attempt %d of %d); again in %.1f s", what, type(exc).__name__, exc, attempt,
-                        policy.attempts, delay)  # fmt: skip
+            log.warning("%s: %s: %s (attempt %d of %d); again in %.1f s", redacting(what), type(exc).__name__,
+                        redacting(str(exc)), attempt, policy.attempts, delay)  # fmt: skip
             sleep(delay)
     raise AssertionError("unreachable")

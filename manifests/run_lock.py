@@ -40,11 +40,16 @@ class RunLocked(RuntimeError):
 
 
 class OutputNotWritable(OSError):
-    """The output cannot be written at all (no space left, read-only): no item was attempted."""
+    """The output cannot be written (no space left, read-only, permissions): the path and what follows are named."""
+
+    consequence = "no item was attempted: free space or fix permissions, rerun"
 
     @classmethod
-    def because(cls, output_uri: str, what: str, exc: OSError) -> OutputNotWritable:
-        return cls(exc.errno, f"{output_uri}: cannot write {what}: {exc.strerror}")
+    def because(cls, output_uri: str, what: str, exc: OSError, *, mid_run: bool = False) -> OutputNotWritable:
+        made = cls(exc.errno, f"{output_uri}: cannot write {what}: {exc.strerror or exc}")
+        if mid_run:
+            made.consequence = "the items committed so far are kept: free space or fix permissions, rerun to finish"
+        return made
 
 
 def _holder(run_id: str) -> dict[str, Any]:

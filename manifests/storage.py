@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-from collections.abc import Iterable
+import queue
+import stat
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from urllib.parse import quote
 import fsspec
 from fsspec.core import url_to_fs
 
+from patina.manifests.redaction import redact
 from patina.models.atomic_files import TEMPORARY_PREFIX, atomic_bytes
 
 
@@ -26,8 +30,12 @@ def filesystem(uri: str, storage_options: dict | None = None) -> tuple[fsspec.Ab
     return url_to_fs(uri, **(storage_options or {}))
 
 
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
-    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    return "file" in _protocols(fs)
 
 
 def join_uri(base: str, *parts: str) -> str:
@@ -59,12 +67,105 @@ def read_bytes(uri: str, storage_options: dict | None = None) -> bytes:
     return fs.cat_file(path)
 
 
+class MasterRefused(OSError):
+    """A master that is not read: not a regular file, larger than the limit, refused by its first bytes,
+    or stalled (nothing arrived for too long). Never retried: the same answer would come again."""
+
+
+READ_CHUNK = 8 * 2**20
+HEAD_BYTES = 64 * 2**10
+"""How much of a master is read before ``check_head`` sees it."""
+
+_FILE_KINDS = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+               stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}  # fmt: skip
+
+
+def read_master(
+    uri: str,
+    storage_options: dict | None = None,
+    *,
+    max_bytes: int,
+    stall_s: float,
+    check_head: Callable[[bytes, int | None], None] | None = None,
+) -> bytes:
+    """A master's bytes, read-only: a regular file (or object) of at most ``max_bytes``, read in chunks.
+
+    A local path must be a regular file (a FIFO, device or socket is refused from its ``stat``,
+    before it is opened: opening a FIFO blocks). The size is checked before reading where the
+    store knows it, and again as bytes arrive. ``check_head(first bytes, size)`` may refuse the
+    master from its first :data:`HEAD_BYTES` (not an image) before the rest is read. A read that
+    delivers nothing for ``stall_s`` seconds fails with :class:`MasterRefused`; the stalled reader
+    is left to its thread, the item fails, the run goes on.
+    """
+    fs, path = filesystem(uri, storage_options)
+    shown = redact(uri)
+    if is_local(fs):
+        mode = os.stat(path).st_mode  # FileNotFoundError / PermissionError: the caller's messages
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS.items() if test(mode)), "not a regular file")
+            raise MasterRefused(f"{shown} is {kind}, not a regular file: masters must be files")
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+    stop = threading.Event()  # the caller gave up: the reader stops at its next chunk
+
+    def put(part: bytes | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                return chunks.put(part, timeout=0.5)
+            except queue.Full:
+                continue
+
+    # HTTP(S): one streamed GET and no HEAD first (fsspec skips it when told a size), so a 403 stays a 403
+    web = {"block_size": 0, "size": max_bytes} if set(_protocols(fs)) & {"http", "https"} else {}
+
+    def reader() -> None:
+        try:
+            with fs.open(path, "rb", **web) as handle:
+                size = getattr(handle, "size", None) if not web else None
+                if isinstance(size, int) and size > max_bytes:
+                    raise MasterRefused(f"{shown} has {size} bytes, more than input.max_bytes = {max_bytes}")
+                head = handle.read(HEAD_BYTES)
+                if check_head is not None:
+                    check_head(head, size if isinstance(size, int) else None)
+                put(head)
+                while not stop.is_set() and (chunk := handle.read(READ_CHUNK)):
+                    put(chunk)
+            put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            put(exc)
+
+    threading.Thread(target=reader, name=f"read {shown}", daemon=True).start()
+    parts, total = [], 0
+    try:
+        while True:
+            try:
+                part = chunks.get(timeout=stall_s)
+            except queue.Empty:
+                raise MasterRefused(f"reading {shown} stalled: nothing arrived for {stall_s:g} s") from None
+            if part is None:
+                return b"".join(parts)
+            if isinstance(part, BaseException):
+                raise part
+            total += len(part)
+            if total > max_bytes:
+                raise MasterRefused(f"{shown} has more than input.max_bytes = {max_bytes} bytes")
+            parts.append(part)
+    finally:
+        stop.set()
+
+
 def source_stamp(uri: str, storage_options: dict | None = None) -> str | None:
     """``size:version`` of a stored object (ETag, else modification time): cheap change detection, None if unknown."""
-    fs, path = filesystem(uri, storage_options)
+    info = _info(uri, storage_options)
+    return _stamp(info) if info is not None else None
+
+
+def _info(uri: str, storage_options: dict | None = None) -> dict[str, Any] | None:
+    """fsspec's ``info``, or None when it cannot be had (missing, forbidden, or any error of the store's
+    client, e.g. botocore refusing a bucket name): planning then reads the master again, never crashes."""
     try:
-        return _stamp(fs.info(path))
-    except (FileNotFoundError, PermissionError, OSError):
+        fs, path = filesystem(uri, storage_options)
+        return fs.info(path)
+    except Exception:  # noqa: BLE001 - unknown is an answer: the item is planned again
         return None
 
 
@@ -77,23 +178,25 @@ LIST_AT = 64
 """Wanted objects in one folder from which one listing of the folder beats one request each."""
 
 
-def source_stamps(uris: Iterable[str], storage_options: dict | None = None, threads: int = 32) -> dict[str, str | None]:
-    """:func:`source_stamp` of many URIs, in as few requests as their layout allows.
+def object_infos(
+    uris: Iterable[str], storage_options: dict | None = None, threads: int = 32
+) -> dict[str, dict[str, Any] | None]:
+    """fsspec ``info`` of many files or objects (None: missing or unreadable), in as few requests as can be.
 
     Folders holding at least :data:`LIST_AT` of them are listed once (S3: a LIST per 1,000
-    objects instead of a HEAD per object; the stamps are the same); the rest, and web URLs, are
+    objects instead of a HEAD per object; the facts are the same); the rest, and web URLs, are
     asked one by one, concurrently on object stores and in turn on a local disk (a stat is
     cheaper than handing it to a thread).
     """
     by_folder: dict[str, list[str]] = {}
     for uri in uris:
         by_folder.setdefault(parent_uri(uri), []).append(uri)
-    stamps: dict[str, str | None] = {}
+    infos: dict[str, dict[str, Any] | None] = {}
     remote: list[str] = []
     for folder, wanted in by_folder.items():
         if len(wanted) < LIST_AT or folder.startswith(("http://", "https://")):  # an HTTP folder is no listing
             if is_local(filesystem(folder, storage_options)[0]):
-                stamps.update((uri, source_stamp(uri, storage_options)) for uri in wanted)
+                infos.update((uri, _info(uri, storage_options)) for uri in wanted)
             else:
                 remote.extend(wanted)
             continue
@@ -104,10 +207,16 @@ def source_stamps(uris: Iterable[str], storage_options: dict | None = None, thre
             listing = {}
         for uri in wanted:  # a listing's names are the folder's path and the object's name
             entry = listing.get(f"{path.rstrip('/')}/{uri.rstrip('/').rsplit('/', 1)[-1]}")
-            stamps[uri] = _stamp(entry) if entry is not None and entry.get("type") == "file" else None
+            infos[uri] = entry if entry is not None and entry.get("type") == "file" else None
     with ThreadPoolExecutor(threads) as pool:
-        stamps.update(zip(remote, pool.map(lambda uri: source_stamp(uri, storage_options), remote), strict=True))
-    return stamps
+        infos.update(zip(remote, pool.map(lambda uri: _info(uri, storage_options), remote), strict=True))
+    return infos
+
+
+def source_stamps(uris: Iterable[str], storage_options: dict | None = None, threads: int = 32) -> dict[str, str | None]:
+    """:func:`source_stamp` of many URIs, through :func:`object_infos` (a listing per crowded folder)."""
+    infos = object_infos(uris, storage_options, threads)
+    return {uri: _stamp(info) if info is not None else None for uri, info in infos.items()}
 
 
 def sha256_hex(data: bytes) -> str:
@@ -153,6 +262,12 @@ def remove_temporaries(uri: str, since: float, storage_options: dict | None = No
     return removed
 
 
+NAME_MAX = 255
+"""The longest file name (bytes) local file systems and most object-store gateways accept."""
+MAX_KEY_LENGTH = NAME_MAX - len(TEMPORARY_PREFIX) - len(".webp") - len(".0123456789abcdef")
+"""The longest :func:`output_key`: with the longest extension and an atomic write's temporary name, it still fits."""
+
+
 def output_key(item_id: str) -> str:
     """A file name derived from ``item_id`` that is safe on every store and unique per id.
 
@@ -162,26 +277,3 @@ def output_key(item_id: str) -> str:
     if not item_id:
         raise ValueError("item_id must not be empty")
     return quote(item_id, safe="-_").replace(".", "%2E")
-
-
-def _normal(uri: str) -> str:
-    if "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://{posixpath.normpath(rest)}".rstrip("/") + "/"
-    if uri.startswith("file:"):
-        uri = uri.removeprefix("file:")
-    return os.path.abspath(uri).rstrip(os.sep) + os.sep
-
-
-class OutputInsideMasters(ValueError):
-    """The output prefix is a folder of masters, or inside one."""
-
-
-def check_output_location(output_uri: str, source_uris: list[str]) -> None:
-    """Refuse an output prefix equal to or inside a folder holding masters (they must never be overwritten)."""
-    output = _normal(output_uri)
-    for folder in sorted({_normal(parent_uri(uri)) for uri in source_uris}):
-        if output.startswith(folder):
-            raise OutputInsideMasters(
-                f"output {output_uri!r} is inside {folder!r}, which holds masters; choose an output prefix outside it"
-            )

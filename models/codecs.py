@@ -50,10 +50,42 @@ class Decoded:
     metadata: SourceMetadata = field(default_factory=SourceMetadata)
 
 
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
+UNSNIFFED_MAX = 64 * 2**20
+"""A master larger than this is refused when no image format recognises its first bytes (not read whole)."""
+
+
+def _heif_hint(head: bytes) -> str | None:
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        kind = "AVIF" if head[8:12].startswith(b"avi") else "HEIC/HEIF"
+        return (
+            f"{kind} image ({head[8:12].decode()!r} brand): not decoded by patina; convert the master to TIFF "
+            "or PNG (e.g. `heif-convert master.heic master.png`, or libvips) and list that in the manifest"
+        )
+    return None
+
+
+def check_signature(head: bytes, size: int | None) -> None:
+    """Refuse a master from its first bytes, before the rest is read: HEIF/AVIF (with what to do), and
+    anything over :data:`UNSNIFFED_MAX` bytes (or of unknown size) that no image format recognises."""
+    if hint := _heif_hint(head):
+        raise DecodeError(hint)
+    if size is not None and size <= UNSNIFFED_MAX:
+        return  # small: Pillow tries every format on the whole file (some have no signature)
+    Image.init()
+    if not any(accept is not None and accept(head[:16]) for _, accept in Image.OPEN.values()):
+        shown = f"{size} bytes" if size is not None else "of unknown size"
+        raise DecodeError(f"not a recognised image format (no image signature in its first bytes; {shown}, not read)")
+
+
 def decode_image(data: bytes, max_pixels: int) -> Decoded:
-    """Decode image bytes; raise :class:`DecodeError` / :class:`ImageTooLarge` on bad input."""
+    """Decode image bytes; raise :class:`DecodeError` / :class:`ImageTooLarge` on bad input.
+
+    ``max_pixels`` is the one pixel limit: Pillow's decompression-bomb limit follows it.
+    """
     if not data:
         raise DecodeError("file is empty (0 bytes)")
+    Image.MAX_IMAGE_PIXELS = None  # Pillow's own limit (179 MP) off: ours, from the header just below, governs
     image = _open(data)
     width, height = image.size
     if width * height > max_pixels:
@@ -102,7 +134,7 @@ def _open(data: bytes) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
-        raise DecodeError("not a recognised image format") from exc
+        raise DecodeError(_heif_hint(data[:16]) or "not a recognised image format") from exc
     except (*_DECODE_ERRORS, Image.DecompressionBombError) as exc:
         raise DecodeError(f"cannot read the image header: {exc}") from exc
 

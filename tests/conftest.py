@@ -82,7 +82,8 @@ def collection(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def http_server(tmp_path_factory):
-    """A real HTTP server on loopback serving a folder; paths under /forbidden/ answer 403."""
+    """A real HTTP server on loopback serving a folder; paths under /forbidden/ answer 403, and under /stall/
+    send their headers and a JPEG's first bytes, then nothing for a minute (a stalled read)."""
     import functools
     import http.server
     import threading
@@ -93,6 +94,16 @@ def http_server(tmp_path_factory):
         def do_GET(self):
             if self.path.startswith("/forbidden/"):
                 self.send_error(403, "Forbidden")
+                return
+            if self.path.startswith("/stall/"):
+                import time
+
+                self.send_response(200)
+                self.send_header("Content-Length", "1000000")
+                self.end_headers()
+                self.wfile.write(b"\xff\xd8\xff\xe0" + b"\0" * 100)
+                self.wfile.flush()
+                time.sleep(60)
                 return
             super().do_GET()
 

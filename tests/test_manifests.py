@@ -4,8 +4,9 @@ import stat
 import pytest
 
 from patina.manifests.items import ManifestError
+from patina.manifests.locations import check_output_location
 from patina.manifests.readers import read_manifest
-from patina.manifests.storage import atomic_write, check_output_location, output_key, resolve_uri
+from patina.manifests.storage import atomic_write, output_key, resolve_uri
 
 
 def _write(tmp_path, text, name="manifest.csv"):
