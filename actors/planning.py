@@ -139,6 +139,9 @@ def remove_planned(rows: PlannedRows | None, storage_options: dict | None = None
         fs.rm(path, recursive=True)
     except FileNotFoundError:
         pass
+    except OSError as exc:  # the output became unwritable: the next run that plans removes them
+        log.warning("could not remove the planned rows %s (%s); the next run removes them", rows.uri, exc)
+        return
     if is_local(fs):  # no empty _planned folder left in the output (object stores have no folders)
         with contextlib.suppress(OSError):  # not empty, or gone
             os.rmdir(os.path.dirname(path.rstrip("/")))

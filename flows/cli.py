@@ -297,6 +297,7 @@ def plan_command(args: argparse.Namespace) -> int:
 
 def _fail(args: argparse.Namespace, code: int, message: str) -> int:
     """One line on stderr; with ``--json`` also ``{"status": "error", "exit_code", "error"}`` on stdout."""
+    quiet_exit(args)
     print(f"patina: {message}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps({"status": "error", "exit_code": code, "error": message}, indent=2))
@@ -362,7 +363,7 @@ class ProgressSeen:
 
 def quiet_exit(args: argparse.Namespace) -> None:
     """Prefect's INFO lines as the process exits (its temporary server stopping) stay off a quiet terminal."""
-    if not args.verbose:
+    if not getattr(args, "verbose", False):
         logging.getLogger("prefect").setLevel(logging.WARNING)
 
 
@@ -402,7 +403,6 @@ def run_command(args: argparse.Namespace) -> int:
                 args.manifest, output, config, address, everything=args.all, run_id=run_id, verify=args.verify
             )
     except RunInterrupted as exc:
-        quiet_exit(args)
         return _fail(args, 128 + exc.signum, seen.interrupted(exc.signum))
     except (ManifestError, ConfigError, RunLocked) as exc:
         return _fail(args, EXIT_USAGE, str(exc))

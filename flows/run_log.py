@@ -120,7 +120,8 @@ def run_log(
     finally:
         own.removeHandler(shown)
         root.handlers, root.level = saved_handlers, saved_level
-        file_handler.close()
+        with contextlib.suppress(OSError):  # an output full or gone read-only: its log ends where it could
+            file_handler.close()
         terminal.close()
         if scratch is not None:
             try:

@@ -105,7 +105,10 @@ def _local_lock(folder: Path, output_uri: str, holder: dict[str, Any]) -> Iterat
         try:
             yield
         finally:
-            os.unlink(path)  # still holding it: nobody can hold this file now, a newcomer makes a new one
+            try:  # still holding it: nobody can hold this file now, a newcomer makes a new one
+                os.unlink(path)
+            except OSError as exc:  # the output became unwritable: released all the same (the flock goes)
+                log.warning("could not remove the run lock %s (%s); the next run takes it over", path, exc.strerror)
     finally:
         os.close(fd)  # releases the flock
 

@@ -85,9 +85,32 @@ def test_bad_config_exits_2_naming_the_field(tmp_path):
 
 @pytest.mark.slow
 def test_missing_manifest_exits_2(tmp_path):
-    done = _patina("run", str(tmp_path / "none.csv"), "--output", str(tmp_path / "o"))
+    done = _patina("run", str(tmp_path / "none.csv"), "--output", str(tmp_path / "o"), "--json")
     assert done.returncode == 2
     assert "manifest not found" in done.stderr
+    answer = json.loads(done.stdout)  # --json answers on every exit
+    assert answer["status"] == "error" and answer["exit_code"] == 2 and "manifest not found" in answer["error"]
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_credentials_in_the_manifest_or_output_uri_are_refused_before_anything_runs(tmp_path, command):
+    uri = "https://archivist:hunter2-secret@example.org/manifest.csv"
+    done = _patina(command, uri, "--output", str(tmp_path / "o"), "--json")
+    assert done.returncode == 2 and "holds credentials" in done.stderr
+    assert "hunter2-secret" not in done.stderr + done.stdout and json.loads(done.stdout)["exit_code"] == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_summary_with_rich_markup_in_ids_and_errors_is_printed_as_written(capsys):
+    from patina.flows.cli import print_summary
+
+    failure = {"item_id": "missing[/x]", "stage": "read", "error_type": "SourceUnavailable"}
+    failure["error_message"] = "(403) [bold]when[/bold] [/]"
+    summary = {"status": "partial", "total": 2, "succeeded": 1, "failed": 1, "duration_s": 1.0, "run_id": "r[/]"}
+    summary |= {"output_uri": "/o[x]", "provenance_uri": "/o[x]/_provenance", "failures": [failure]}
+    print_summary(summary)
+    out = capsys.readouterr().out
+    assert "missing[/x]" in out and "[bold]when" in out and "/o[x]" in out
 
 
 def test_summary_of_a_run_with_nothing_to_do_says_so(capsys):

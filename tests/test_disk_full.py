@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +97,36 @@ def test_a_read_only_output_fails_the_run_before_any_item(small_disk, tmp_path):
     done = _patina("run", str(c / "manifest.csv"), "--output", str(small_disk), "--config", str(c / "pipeline.toml"))
     assert done.returncode == 4, done.stderr
     assert "cannot write the run's log: Read-only file system; no item was attempted" in done.stderr
+
+
+@pytest.mark.slow
+def test_an_output_that_becomes_unwritable_mid_run_exits_4_naming_the_path(small_disk, tmp_path):
+    from tests.conftest import make_collection
+
+    manifest = make_collection(tmp_path / "c", count=8, bad=False)
+    config = tmp_path / "pipeline.toml"
+    config.write_text(
+        'plugins = ["tests.plugin_stages"]\nstages = ["assess", "enhance"]\n'
+        '[stage.enhance]\nmodel = "test/fussy-invert@1"\nparams = { sleep_s = 1.0 }\n'
+        "resources = { batch_size = 1, max_actors = 1 }\n[provenance]\nflush_rows = 4\n"
+    )
+    command = [sys.executable, "-m", "patina.flows.cli", "run", str(manifest), "-o", str(small_disk), "-c", str(config)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    run = subprocess.Popen([*command, "--num-cpus", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=env)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not list(small_disk.glob("item*")):  # the first derivative is written
+        assert run.poll() is None and time.monotonic() < deadline, run.stderr.read()[-3000:]
+        time.sleep(0.1)
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)  # another writer takes every byte left
+    with pytest.raises(OSError, match=NO_SPACE):
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 4, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"patina: {small_disk}/_provenance/") and "cannot write the provenance part" in last
+    assert f"{NO_SPACE}; the items committed so far are kept" in last
+    assert not list(small_disk.rglob(".tmp-*"))  # nothing half-written
+    read_provenance(str(small_disk))  # what was committed before still reads

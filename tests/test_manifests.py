@@ -1,3 +1,4 @@
+import json
 import os
 import stat
 
@@ -132,3 +133,35 @@ def test_atomic_write_gives_the_mode_a_plain_open_gives_under_the_umask(tmp_path
         os.umask(previous)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert modes == dict.fromkeys(["written.bin", "plain.bin", "model-card.json"], 0o666 & ~umask)
+
+
+def test_an_id_too_long_for_a_file_name_is_refused_when_the_manifest_is_read(tmp_path):
+    from patina.manifests.storage import MAX_KEY_LENGTH
+
+    (tmp_path / "m.csv").write_text(f"item_id,source_uri\nok,a.jpg\n{'x' * (MAX_KEY_LENGTH + 1)},b.jpg\n")
+    with pytest.raises(ManifestError, match=r"m.csv line 3: item_id 'x+'\.\.\. is too long"):
+        read_manifest(str(tmp_path / "m.csv"))
+    (tmp_path / "n.csv").write_text(f"item_id,source_uri\n{'x' * MAX_KEY_LENGTH},b.jpg\n")
+    assert read_manifest(str(tmp_path / "n.csv"))[0].item_id == "x" * MAX_KEY_LENGTH  # the longest that fits
+
+
+def test_a_source_uri_that_is_not_text_is_refused_naming_the_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"item_id": ["a", "b"], "source_uri": [17, 18]}), tmp_path / "m.parquet")
+    with pytest.raises(ManifestError, match="row 1: source_uri is int 17, not text"):
+        read_manifest(str(tmp_path / "m.parquet"))
+    pq.write_table(pa.table({"item_id": [7], "source_uri": ["a.jpg"]}), tmp_path / "ints.parquet")
+    assert read_manifest(str(tmp_path / "ints.parquet"))[0].item_id == "7"  # integer ids are ids
+
+
+def test_other_manifest_columns_are_kept_with_the_descriptive_fields(tmp_path):
+    from patina.actors.planning import items_table
+
+    (tmp_path / "m.csv").write_text("item_id,source_uri,Title,accession,box\na,a.jpg,Harbour,1987.44.2,\n")
+    item = read_manifest(str(tmp_path / "m.csv"))[0]
+    assert item.descriptive() == {"title": "Harbour", "metadata": {"accession": "1987.44.2"}}
+    assert json.loads(items_table([("line 2", item)])["descriptive"][0].as_py())["metadata"] == {
+        "accession": "1987.44.2"
+    }  # what the read step records in the provenance
