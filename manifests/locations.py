@@ -60,7 +60,7 @@ def _s3_over_http(uri: str, storage_options: dict | None) -> str | None:
     path = parts.path.lstrip("/")
     if (
         _host_port(parts) in _endpoint_hosts(storage_options)
-        or host in ("s3.amazonaws.com",)
+        or host == "s3.amazonaws.com"
         or (host.startswith("s3.") and host.endswith(".amazonaws.com"))
     ):
         return f"s3://{posixpath.normpath(path)}" if path else None  # path style: /bucket/key

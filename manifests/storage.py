@@ -87,7 +87,7 @@ def read_master(
     max_bytes: int,
     stall_s: float,
     check_head: Callable[[bytes, int | None], None] | None = None,
-) -> bytes:
+) -> bytearray:
     """A master's bytes, read-only: a regular file (or object) of at most ``max_bytes``, read in chunks.
 
     A local path must be a regular file (a FIFO, device or socket is refused from its ``stat``,
@@ -95,7 +95,8 @@ def read_master(
     store knows it, and again as bytes arrive. ``check_head(first bytes, size)`` may refuse the
     master from its first :data:`HEAD_BYTES` (not an image) before the rest is read. A read that
     delivers nothing for ``stall_s`` seconds fails with :class:`MasterRefused`; the stalled reader
-    is left to its thread, the item fails, the run goes on.
+    is left to its thread, the item fails, the run goes on. The bytes land in one buffer of the
+    master's size (where it is known), so reading costs no second copy.
     """
     fs, path = filesystem(uri, storage_options)
     shown = redact(uri)
@@ -104,16 +105,8 @@ def read_master(
         if not stat.S_ISREG(mode):
             kind = next((name for test, name in _FILE_KINDS.items() if test(mode)), "not a regular file")
             raise MasterRefused(f"{shown} is {kind}, not a regular file: masters must be files")
-    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+    news: queue.Queue[int | bytearray | BaseException] = queue.Queue()  # bytes so far, then the buffer
     stop = threading.Event()  # the caller gave up: the reader stops at its next chunk
-
-    def put(part: bytes | BaseException | None) -> None:
-        while not stop.is_set():
-            try:
-                return chunks.put(part, timeout=0.5)
-            except queue.Full:
-                continue
-
     # HTTP(S): one streamed GET and no HEAD first (fsspec skips it when told a size), so a 403 stays a 403
     web = {"block_size": 0, "size": max_bytes} if set(_protocols(fs)) & {"http", "https"} else {}
 
@@ -121,34 +114,43 @@ def read_master(
         try:
             with fs.open(path, "rb", **web) as handle:
                 size = getattr(handle, "size", None) if not web else None
-                if isinstance(size, int) and size > max_bytes:
+                size = size if isinstance(size, int) else None
+                if size is not None and size > max_bytes:
                     raise MasterRefused(f"{shown} has {size} bytes, more than input.max_bytes = {max_bytes}")
                 head = handle.read(HEAD_BYTES)
                 if check_head is not None:
-                    check_head(head, size if isinstance(size, int) else None)
-                put(head)
-                while not stop.is_set() and (chunk := handle.read(READ_CHUNK)):
-                    put(chunk)
-            put(None)
+                    check_head(head, size)
+                buffer = bytearray(size or 0)
+                filled = 0
+                while chunk := head if filled == 0 else handle.read(READ_CHUNK):
+                    end = filled + len(chunk)
+                    if end > len(buffer):  # unknown size, or the file grew
+                        del buffer[filled:]
+                        buffer += chunk
+                    else:
+                        buffer[filled:end] = chunk
+                    filled = end
+                    news.put(filled)
+                    if stop.is_set():
+                        return
+            del buffer[filled:]
+            news.put(buffer)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            put(exc)
+            news.put(exc)
 
     threading.Thread(target=reader, name=f"read {shown}", daemon=True).start()
-    parts, total = [], 0
     try:
         while True:
             try:
-                part = chunks.get(timeout=stall_s)
+                value = news.get(timeout=stall_s)
             except queue.Empty:
                 raise MasterRefused(f"reading {shown} stalled: nothing arrived for {stall_s:g} s") from None
-            if part is None:
-                return b"".join(parts)
-            if isinstance(part, BaseException):
-                raise part
-            total += len(part)
-            if total > max_bytes:
+            if isinstance(value, bytearray):
+                return value
+            if isinstance(value, BaseException):
+                raise value
+            if value > max_bytes:
                 raise MasterRefused(f"{shown} has more than input.max_bytes = {max_bytes} bytes")
-            parts.append(part)
     finally:
         stop.set()
 

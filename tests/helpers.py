@@ -32,3 +32,18 @@ def sepia_scene(**kwargs) -> np.ndarray:
 
 DEFAULT_STEPS = ["read", *PipelineConfig().stages, "write"]
 """Provenance steps of a default run (faces and colorize run only when asked for)."""
+
+
+def slow_run_config(sleep_s: float) -> str:
+    """A pipeline.toml whose one slow stage (a plugin: ``sleep_s`` per item, one actor) paces a run,
+    with a provenance part committed per item (read, assess, enhance, write): for stopping a run midway."""
+    return f"""
+plugins = ["tests.plugin_stages"]
+stages = ["assess", "enhance"]
+[stage.enhance]
+model = "test/fussy-invert@1"
+params = {{ sleep_s = {sleep_s} }}
+resources = {{ batch_size = 1, max_actors = 1 }}
+[provenance]
+flush_rows = 4
+"""

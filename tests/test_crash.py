@@ -14,17 +14,27 @@ import pytest
 
 from patina.manifests.provenance import read_provenance
 from tests.conftest import make_collection
+from tests.helpers import slow_run_config
 
-CONFIG = """
-plugins = ["tests.plugin_stages"]
-stages = ["assess", "enhance"]
-[stage.enhance]
-model = "test/fussy-invert@1"
-params = { sleep_s = 0.5 }
-resources = { batch_size = 1, max_actors = 1 }
-[provenance]
-flush_rows = 4   # read, assess, enhance, write: one part per item
-"""
+CONFIG = slow_run_config(0.5)
+
+
+def _processes_marked(marker: str) -> list[str]:
+    """Command lines of the live processes whose environment holds ``PATINA_TEST_RUN=marker``."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if f"PATINA_TEST_RUN={marker}".encode() not in handle.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] != "Z":  # a zombie is dead, awaiting its parent
+                    found.append(command)
+        except (OSError, ValueError):  # gone meanwhile, or not a process (/proc/dma)
+            continue
+    return found
 
 
 def _command(manifest, out, config):
@@ -38,6 +48,7 @@ def test_kill_9_of_the_whole_run_then_rerun_loses_and_duplicates_nothing(tmp_pat
     config.write_text(CONFIG)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    env["PATINA_TEST_RUN"] = marker = f"crash-{os.getpid()}-{time.time_ns()}"  # inherited by all it starts
     first = subprocess.Popen(
         [*_command(manifest, out, config), "--num-cpus", "2"],
         stdout=subprocess.DEVNULL,
@@ -52,6 +63,10 @@ def test_kill_9_of_the_whole_run_then_rerun_loses_and_duplicates_nothing(tmp_pat
         time.sleep(0.1)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
+    deadline = time.monotonic() + 30  # Prefect's server, in a session of its own, ends with the run
+    while (left := _processes_marked(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == [], left
     committed = read_provenance(str(out))  # whole parts only: readable after a kill
     done_before = set(
         committed.filter(pc.and_(pc.equal(committed["stage"], "write"), pc.equal(committed["status"], "ok")))[

@@ -20,6 +20,8 @@ import pytest
 from PIL import Image
 
 from patina.manifests.provenance import read_provenance
+from tests.conftest import make_collection
+from tests.helpers import slow_run_config
 from tests.test_cli import _patina
 
 NO_SPACE = "No space left on device"
@@ -101,15 +103,9 @@ def test_a_read_only_output_fails_the_run_before_any_item(small_disk, tmp_path):
 
 @pytest.mark.slow
 def test_an_output_that_becomes_unwritable_mid_run_exits_4_naming_the_path(small_disk, tmp_path):
-    from tests.conftest import make_collection
-
     manifest = make_collection(tmp_path / "c", count=8, bad=False)
     config = tmp_path / "pipeline.toml"
-    config.write_text(
-        'plugins = ["tests.plugin_stages"]\nstages = ["assess", "enhance"]\n'
-        '[stage.enhance]\nmodel = "test/fussy-invert@1"\nparams = { sleep_s = 1.0 }\n'
-        "resources = { batch_size = 1, max_actors = 1 }\n[provenance]\nflush_rows = 4\n"
-    )
+    config.write_text(slow_run_config(1.0))
     command = [sys.executable, "-m", "patina.flows.cli", "run", str(manifest), "-o", str(small_disk), "-c", str(config)]
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
     run = subprocess.Popen([*command, "--num-cpus", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

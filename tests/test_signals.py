@@ -21,17 +21,9 @@ import pytest
 
 from patina.manifests.provenance import read_provenance
 from tests.conftest import make_collection
+from tests.helpers import slow_run_config
 
-CONFIG = """
-plugins = ["tests.plugin_stages"]
-stages = ["assess", "enhance"]
-[stage.enhance]
-model = "test/fussy-invert@1"
-params = { sleep_s = 1.5 }
-resources = { batch_size = 1, max_actors = 1 }
-[provenance]
-flush_rows = 4   # read, assess, enhance, write: one part per item
-"""
+CONFIG = slow_run_config(1.5)
 COUNT = 12
 
 
