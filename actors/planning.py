@@ -313,14 +313,14 @@ class _GroupPlanner:
         }
         options = self.settings.storage_options
         infos = object_infos(set(written.values()), options, STAMP_THREADS)
-        sizes = {uri: info.get("size") if info is not None else None for uri, info in infos.items()}
-        hashes: dict[str, str | None] = {}
+        hashes: dict[str, str] = {}
         if self.verify:
             present = [uri for uri, info in infos.items() if info is not None]
             with ThreadPoolExecutor(STAMP_THREADS) as pool:
                 hashes = dict(zip(present, pool.map(lambda uri: _sha256_of(uri, options), present), strict=True))
         return {
-            item_id: None if infos[uri] is None else (sizes[uri], hashes.get(uri)) for item_id, uri in written.items()
+            item_id: None if (info := infos[uri]) is None else (info.get("size"), hashes.get(uri))
+            for item_id, uri in written.items()
         }
 
     def counts(self) -> dict[str, Any]:

@@ -361,6 +361,29 @@ class ProgressSeen:
         return f"interrupted ({name}): {self.done} done, {left} left" + ("; rerun to finish" if left else "")
 
 
+FIRST_LOOK_ITEMS = 1000
+
+
+def first_look(manifest: str, output: str, config: Any) -> None:
+    """The manifest's first :data:`FIRST_LOOK_ITEMS` items read and checked against the output before the run
+    writes anything (its log is the first file) or starts Prefect's server: the usual mistakes (a missing
+    manifest or column, an output that is a masters' folder) are reported at once, and nothing is written
+    beside the masters. The flow still checks every item before it takes the output."""
+    import itertools
+
+    from patina.flows.credentials import storage_options
+    from patina.manifests.locations import check_output_location
+    from patina.manifests.readers import iter_manifest
+
+    options = storage_options(config)
+    entries = iter_manifest(manifest, options, config.manifest.columns)
+    try:
+        first = list(itertools.islice(entries, FIRST_LOOK_ITEMS))
+    finally:
+        entries.close()
+    check_output_location(output, (item.source_uri for _, item in first), options)
+
+
 def quiet_exit(args: argparse.Namespace) -> None:
     """Prefect's INFO lines as the process exits (its temporary server stopping) stay off a quiet terminal."""
     if not getattr(args, "verbose", False):
@@ -386,10 +409,15 @@ def run_command(args: argparse.Namespace) -> int:
     from patina.flows.prefect_api import prefect_api
     from patina.flows.restore import new_run_id, restore_collection
     from patina.flows.run_log import run_log
+    from patina.manifests.locations import OutputInsideMasters
     from patina.manifests.run_lock import OutputNotWritable, RunLocked
 
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
     output, run_id = _uri(args.output), new_run_id()
+    try:
+        first_look(args.manifest, output, config)
+    except (ManifestError, ConfigError, OutputInsideMasters) as exc:
+        return _fail(args, EXIT_USAGE, str(exc))
     seen = ProgressSeen()
     try:
         with (

@@ -140,3 +140,23 @@ def test_the_writer_refuses_to_replace_a_master_even_when_the_plan_let_it_throug
     assert _hashes(masters) == before and manifest.exists()
     with pytest.raises(MasterTarget):
         refuse_master_target((tmp_path / "link-free" / "x.png").as_uri(), str(tmp_path / "link-free" / "y.jpg"))
+
+
+def test_patina_run_into_the_masters_folder_writes_nothing_there_and_says_why_at_once(tmp_path):
+    """The CLI looks at the manifest's first items before its log (the first file a run writes) exists."""
+    import subprocess
+    import sys
+    import time
+
+    masters = tmp_path / "masters"
+    manifest = make_collection(masters, count=2, bad=False)
+    (tmp_path / "link").symlink_to(masters, target_is_directory=True)
+    before = sorted(p.name for p in masters.iterdir())
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "patina.flows.cli", "run", str(manifest), "-o", str(tmp_path / "link")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2 and "holds masters" in done.stderr, done.stderr
+    assert sorted(p.name for p in masters.iterdir()) == before  # no _logs, no _lock beside the masters
+    assert time.monotonic() - started < 60  # said before Prefect's server or Ray start
