@@ -35,7 +35,14 @@ from patina.manifests.buckets import BucketSpill, groups, spill_folder
 from patina.manifests.items import Item
 from patina.manifests.locations import OutputInsideMasters, check_output_location
 from patina.manifests.planner import Derivative, LatestAttempts, Plan, StepIdentity, plan
-from patina.manifests.provenance import PLANNING_COLUMNS, SCHEMA, canonical_json, latest_attempt_parts, step_link
+from patina.manifests.provenance import (
+    PLANNING_COLUMNS,
+    SCHEMA,
+    VERIFY_COLUMNS,
+    canonical_json,
+    latest_attempt_parts,
+    step_link,
+)
 from patina.manifests.readers import check_unique
 from patina.manifests.retry import retrying
 from patina.manifests.storage import (
@@ -43,10 +50,11 @@ from patina.manifests.storage import (
     filesystem,
     is_local,
     join_uri,
-    object_infos,
+    object_facts,
+    output_key,
     source_stamps,
 )
-from patina.models.codecs import output_format
+from patina.models.codecs import OUTPUT_FORMATS, output_format
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +202,10 @@ def plan_spilled(
     and the same sha256 (every derivative is read).
     Each item's latest attempt is spilled beside the manifest (in ``spilled``'s folder) first.
     """
-    history = BucketSpill(spilled.folder, "latest", pa.schema([SCHEMA.field(name) for name in PLANNING_COLUMNS]))
+    columns = VERIFY_COLUMNS if verify else PLANNING_COLUMNS  # recorded sha256s only when they are compared
+    history = BucketSpill(spilled.folder, "latest", pa.schema([SCHEMA.field(name) for name in columns]))
     if not everything:
-        for part in latest_attempt_parts(settings.output_uri, settings.storage_options):
+        for part in latest_attempt_parts(settings.output_uri, settings.storage_options, columns):
             history.add(part)
     planner = _GroupPlanner(settings, everything, verify)
     folder_uri = planned_uri(settings.output_uri, settings.run_id)
@@ -261,6 +270,7 @@ class _GroupPlanner:
         self.to_run = 0
         self.items = Plan()
         self._write_links: dict[str, tuple[str, str]] = {}
+        self._extensions: dict[str, str] = {}
 
     def write_link(self, source_format: str) -> tuple[str, str]:
         """The write step's stage and link for a master of ``source_format`` (one per format, not per item)."""
@@ -303,23 +313,31 @@ class _GroupPlanner:
             resume = {item_id: point for (item_id, point), exists in zip(points, kept, strict=True) if exists}
         return dataclasses.replace(found, resume=resume)
 
+    def derivative_uri(self, item_id: str, source_format: str) -> str:
+        """Where the write step puts an item's derivative (as :func:`~patina.actors.io_tasks.write_item` does)."""
+        if source_format not in self._extensions:
+            fmt = output_format(source_format, self.settings.output_format)
+            self._extensions[source_format] = OUTPUT_FORMATS[fmt]
+        return join_uri(self.settings.output_uri, output_key(item_id) + self._extensions[source_format])
+
     def _derivatives(self, known: list[Item], latest: LatestAttempts) -> dict[str, Derivative]:
-        """Each finished item's derivative as it is now: its size (one listing of the output folder, or a stat
-        each), and its sha256 when verifying."""
+        """Each finished item's derivative as it is now: its size (a stat each locally, a listing of the output
+        folder on object stores), and its sha256 when verifying. Unchanged items' derivatives are where this
+        output and format put them (another format or output changes the chain key: such items rerun)."""
         written = {
-            item.item_id: uri
+            item.item_id: self.derivative_uri(item.item_id, attempt.source_format)
             for item in known
-            if (attempt := latest.attempts[item.item_id]).finished and (uri := attempt.output_uri)
+            if (attempt := latest.attempts[item.item_id]).finished
         }
         options = self.settings.storage_options
-        infos = object_infos(set(written.values()), options, STAMP_THREADS)
+        sizes = object_facts(written.values(), lambda info: info.get("size"), options, STAMP_THREADS)
         hashes: dict[str, str] = {}
         if self.verify:
-            present = [uri for uri, info in infos.items() if info is not None]
+            present = [uri for uri, size in sizes.items() if size is not None]
             with ThreadPoolExecutor(STAMP_THREADS) as pool:
                 hashes = dict(zip(present, pool.map(lambda uri: _sha256_of(uri, options), present), strict=True))
         return {
-            item_id: None if (info := infos[uri]) is None else (info.get("size"), hashes.get(uri))
+            item_id: None if (size := sizes[uri]) is None else (size, hashes.get(uri))
             for item_id, uri in written.items()
         }
 

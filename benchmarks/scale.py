@@ -134,7 +134,8 @@ def synthesize_history(output: Path, nights: int, seed: int = 0) -> int:
 def synthesize_collection(collection: Path, output: Path, items: int, target: Path) -> Path:
     """A manifest of ``items`` rows over the same masters, and a first run's provenance for them under ``target``:
     the real first run's rows under ``output`` copied with renumbered ids (same masters, so the same
-    chain keys and stamps: everything is unchanged). Returns the manifest."""
+    chain keys and stamps: everything is unchanged), each derivative a hard link to its template's.
+    Returns the manifest."""
     (first,) = sorted((output / "_provenance").iterdir())[:1]
     template = pq.read_table(first)
     size = len(np.unique(template["item_id"].to_numpy(zero_copy_only=False)))
@@ -152,6 +153,8 @@ def synthesize_collection(collection: Path, output: Path, items: int, target: Pa
         for start in range(0, table.num_rows, PART_ROWS):
             pq.write_table(table.slice(start, PART_ROWS), folder / f"part-{parts:05d}.parquet", compression="zstd")
             parts += 1
+    for n in range(items):  # each derivative as the run wrote it: a hard link to its template's (the plan checks them)
+        os.link(output / f"item%2F{n % size:07d}.png", target / f"item%2F{n:07d}.png")
     manifest = collection / f"manifest-{items}.csv"
     with open(manifest, "w") as handle:
         handle.write("item_id,source_uri\n")

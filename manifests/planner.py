@@ -88,9 +88,8 @@ class Attempt:
     steps_count: int  # steps after the read
     finished: bool  # its last step is a successful write
     first_row: int  # where its rows start in :class:`LatestAttempts`' table (its read row)
-    output_uri: str | None = None  # the derivative it wrote (finished attempts)
-    output_bytes: int | None = None  # its size as written (None in logs that did not record it)
-    output_sha256: str | None = None
+    output_bytes: int | None = None  # the size of the derivative it wrote (None in logs that did not record it)
+    output_sha256: str | None = None  # read only when planning verifies derivatives
 
 
 class LatestAttempts:
@@ -111,14 +110,16 @@ class LatestAttempts:
             last = np.zeros(0, np.int64)
         first = np.concatenate([[0], last[:-1] + 1]).astype(np.int64) if n else last
         reads = rows.select(["item_id", "source_sha256", "decisions"]).take(first)
-        ends = rows.select(["stage", "status", "chain_key", "output_uri", "output_sha256", "decisions"]).take(last)
+        ends = rows.select(["stage", "status", "chain_key", "decisions"]).take(last)
+        verified = "output_sha256" in rows.column_names  # read when planning verifies derivatives
+        shas = rows["output_sha256"].take(last).to_pylist() if verified else [None] * len(last)
         stamps, formats = _read_facts(reads["decisions"].to_pylist())
         finished = pc.and_(pc.equal(ends["stage"], "write"), pc.equal(ends["status"], "ok")).to_pylist()
         written = zip(ends["decisions"].to_pylist(), finished, strict=True)
         sizes = [_written_bytes(text) if done else None for text, done in written]
         self.attempts: dict[str, Attempt] = {
-            item_id: Attempt(sha, stamp, fmt, key, int(count), bool(done), int(start), out, size, out_sha)
-            for item_id, sha, stamp, fmt, key, count, done, start, out, size, out_sha in zip(
+            item_id: Attempt(sha, stamp, fmt, key, int(count), bool(done), int(start), size, out_sha)
+            for item_id, sha, stamp, fmt, key, count, done, start, size, out_sha in zip(
                 reads["item_id"].to_pylist(),
                 reads["source_sha256"].to_pylist(),
                 stamps,
@@ -127,9 +128,8 @@ class LatestAttempts:
                 last - first,
                 finished,
                 first,
-                ends["output_uri"].to_pylist(),
                 sizes,
-                ends["output_sha256"].to_pylist(),
+                shas,
                 strict=True,
             )
         }
@@ -160,8 +160,6 @@ Derivative = tuple[int | None, str | None] | None
 
 def derivative_intact(attempt: Attempt, now: Derivative) -> bool:
     """Whether the derivative ``attempt`` wrote is still there as written (size, and sha256 when verified)."""
-    if attempt.output_uri is None:
-        return True  # an old log that names no derivative: nothing to compare
     if now is None:
         return False
     size, sha = now

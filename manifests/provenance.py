@@ -256,10 +256,9 @@ class ProvenanceWriter:
 
 
 SCAN_ROWS = 16_384
-PLANNING_COLUMNS = (
-    *("run_id", "item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions"),
-    *("output_uri", "output_sha256"),
-)
+PLANNING_COLUMNS = ("run_id", "item_id", "stage", "stage_index", "status", "chain_key", "source_sha256", "decisions")
+VERIFY_COLUMNS = (*PLANNING_COLUMNS, "output_sha256")
+"""What planning with ``--verify`` reads: each derivative's recorded sha256 too."""
 
 
 PART_NAME = re.compile(r"^part-\d+\.parquet$")
@@ -359,8 +358,10 @@ def scan(
             _damaged(file, exc)
 
 
-def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -> Iterator[pa.Table]:
-    """Each item's rows from the latest run that processed it (the planner's columns), a batch at a time.
+def latest_attempt_parts(
+    output_uri: str, storage_options: dict | None = None, columns: tuple[str, ...] = PLANNING_COLUMNS
+) -> Iterator[pa.Table]:
+    """Each item's rows from the latest run that processed it (``columns``: the planner's), a batch at a time.
 
     Planning costs about the same after a year of nightly runs as after one: the log is listed
     once; runs are taken newest first (folders are named by sortable run ids), and of each only
@@ -386,7 +387,7 @@ def latest_attempt_parts(output_uri: str, storage_options: dict | None = None) -
             continue
         wanted = pa.array(latest, pa.string()) if older else None
         del latest
-        for batch in scan(run, PLANNING_COLUMNS, damaged):
+        for batch in scan(run, columns, damaged):
             if wanted is not None:
                 batch = batch.filter(pc.is_in(batch.column(1), value_set=wanted))
             if batch.num_rows:

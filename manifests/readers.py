@@ -89,11 +89,11 @@ def items_from_records(records: Records, manifest_uri: str) -> Iterator[tuple[st
             raise ManifestError(f"{where}: item_id is empty")
         if not source:
             raise ManifestError(f"{where}: source_uri is empty for item {item_id!r}")
-        if len(output_key(item_id)) > MAX_KEY_LENGTH:
+        # percent-encoding at most triples an id's bytes: only ids that could be too long are encoded here
+        if len(item_id.encode()) * 3 > MAX_KEY_LENGTH and (length := len(output_key(item_id))) > MAX_KEY_LENGTH:
             raise ManifestError(
                 f"{where}: item_id {item_id[:40]!r}... is too long: its derivative's file name would be "
-                f"{len(output_key(item_id))} characters, more than the {MAX_KEY_LENGTH} a file name can hold; "
-                "shorten it"
+                f"{length} characters, more than the {MAX_KEY_LENGTH} a file name can hold; shorten it"
             )
         checksum = None
         for name in CHECKSUM_FIELDS:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import fsspec
@@ -23,6 +23,8 @@ from fsspec.core import url_to_fs
 
 from patina.manifests.redaction import redact
 from patina.models.atomic_files import TEMPORARY_PREFIX, atomic_bytes
+
+T = TypeVar("T")
 
 
 def filesystem(uri: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -180,25 +182,29 @@ LIST_AT = 64
 """Wanted objects in one folder from which one listing of the folder beats one request each."""
 
 
-def object_infos(
-    uris: Iterable[str], storage_options: dict | None = None, threads: int = 32
-) -> dict[str, dict[str, Any] | None]:
-    """fsspec ``info`` of many files or objects (None: missing or unreadable), in as few requests as can be.
+def object_facts(
+    uris: Iterable[str], pick: Callable[[dict[str, Any]], T], storage_options: dict | None = None, threads: int = 32
+) -> dict[str, T | None]:
+    """``pick(fsspec info)`` of many files or objects (None: missing or unreadable), in as few requests as can be.
 
     Folders holding at least :data:`LIST_AT` of them are listed once (S3: a LIST per 1,000
     objects instead of a HEAD per object; the facts are the same); the rest, and web URLs, are
     asked one by one, concurrently on object stores and in turn on a local disk (a stat is
-    cheaper than handing it to a thread).
+    cheaper than handing it to a thread). Only what ``pick`` keeps is held, not every info.
     """
+
+    def fact(info: dict[str, Any] | None) -> T | None:
+        return pick(info) if info is not None else None
+
     by_folder: dict[str, list[str]] = {}
     for uri in uris:
         by_folder.setdefault(parent_uri(uri), []).append(uri)
-    infos: dict[str, dict[str, Any] | None] = {}
+    facts: dict[str, T | None] = {}
     remote: list[str] = []
     for folder, wanted in by_folder.items():
         if len(wanted) < LIST_AT or folder.startswith(("http://", "https://")):  # an HTTP folder is no listing
             if is_local(filesystem(folder, storage_options)[0]):
-                infos.update((uri, _info(uri, storage_options)) for uri in wanted)
+                facts.update((uri, fact(_info(uri, storage_options))) for uri in wanted)
             else:
                 remote.extend(wanted)
             continue
@@ -209,16 +215,16 @@ def object_infos(
             listing = {}
         for uri in wanted:  # a listing's names are the folder's path and the object's name
             entry = listing.get(f"{path.rstrip('/')}/{uri.rstrip('/').rsplit('/', 1)[-1]}")
-            infos[uri] = entry if entry is not None and entry.get("type") == "file" else None
+            facts[uri] = fact(entry) if entry is not None and entry.get("type") == "file" else None
+        del listing
     with ThreadPoolExecutor(threads) as pool:
-        infos.update(zip(remote, pool.map(lambda uri: _info(uri, storage_options), remote), strict=True))
-    return infos
+        facts.update(zip(remote, pool.map(lambda uri: fact(_info(uri, storage_options)), remote), strict=True))
+    return facts
 
 
 def source_stamps(uris: Iterable[str], storage_options: dict | None = None, threads: int = 32) -> dict[str, str | None]:
-    """:func:`source_stamp` of many URIs, through :func:`object_infos` (a listing per crowded folder)."""
-    infos = object_infos(uris, storage_options, threads)
-    return {uri: _stamp(info) if info is not None else None for uri, info in infos.items()}
+    """:func:`source_stamp` of many URIs, through :func:`object_facts` (a listing per crowded folder)."""
+    return object_facts(uris, _stamp, storage_options, threads)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -19,7 +19,7 @@ from patina.flows.config import parse_config
 from patina.manifests.buckets import BUCKETS, BucketSpill, bucket_of, groups
 from patina.manifests.items import ManifestError
 from patina.manifests.readers import iter_manifest
-from patina.manifests.storage import source_stamp
+from patina.manifests.storage import output_key, source_stamp
 from tests.test_planner import attempt_rows, history
 
 
@@ -69,6 +69,8 @@ def test_planning_in_groups_gives_the_plan_of_planning_at_once(tmp_path):
     attempts += [attempt_rows(i, "r2", steps=old_steps, stamp=stamp) for i in ids[60:80]]  # changed from assess
     attempts += [attempt_rows(f"gone/{n}", "r1", steps=steps, stamp=stamp) for n in range(7)]  # removed
     history(out, *attempts)  # ids[80:] are new
+    for item_id in ids[:40]:  # the unchanged items' derivatives (their write rows record no size)
+        (out / f"{output_key(item_id)}.png").write_bytes(b"derivative")
 
     at_once = plan_run(iter_manifest(str(manifest)), settings, write=False, keep_items=True)
     in_groups = plan_run(iter_manifest(str(manifest)), settings, write=False, keep_items=True, group_rows=10)
