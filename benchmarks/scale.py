@@ -25,6 +25,7 @@ decoding, a one-pixel-cheap stage, encoding, writing and provenance, without sta
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -153,8 +154,16 @@ def synthesize_collection(collection: Path, output: Path, items: int, target: Pa
         for start in range(0, table.num_rows, PART_ROWS):
             pq.write_table(table.slice(start, PART_ROWS), folder / f"part-{parts:05d}.parquet", compression="zstd")
             parts += 1
-    for n in range(items):  # each derivative as the run wrote it: a hard link to its template's (the plan checks them)
-        os.link(output / f"item%2F{n % size:07d}.png", target / f"item%2F{n:07d}.png")
+    # Each derivative as the template's write row recorded it (the plan checks its size; later runs may
+    # have rewritten the template's own file): one file of that size per template item, hard-linked.
+    writes = template.filter(pc.equal(template["stage"], "write")).to_pylist()
+    sizes = {int(r["item_id"][5:]): json.loads(r["decisions"])["bytes"] for r in writes}
+    shapes = target / "_derivative-sizes"
+    shapes.mkdir()
+    for number_, nbytes in sizes.items():
+        (shapes / str(number_)).write_bytes(b"\0" * nbytes)
+    for n in range(items):
+        os.link(shapes / str(n % size), target / f"item%2F{n:07d}.png")
     manifest = collection / f"manifest-{items}.csv"
     with open(manifest, "w") as handle:
         handle.write("item_id,source_uri\n")
