@@ -267,8 +267,7 @@ def plan_command(args: argparse.Namespace) -> int:
 
     output = _uri(args.output)
     try:
-        refuse_credentials(args.manifest, "manifest")
-        refuse_credentials(args.output, "output")
+        refuse_credentials(args.manifest, args.output)
         config = load_config(args.config)
         options = storage_options(config)
         entries = iter_manifest(args.manifest, options, config.manifest.columns)
@@ -394,14 +393,16 @@ def run_command(args: argparse.Namespace) -> int:
     apply_defaults()
     from patina.flows.config import ConfigError, load_config, refuse_credentials
     from patina.manifests.items import ManifestError
+    from patina.manifests.locations import OutputInsideMasters
 
-    try:
-        refuse_credentials(args.manifest, "manifest")
-        refuse_credentials(args.output, "output")
+    output = _uri(args.output)
+    try:  # every mistake found here is said before anything is written or started
+        refuse_credentials(args.manifest, args.output)
         config = load_config(args.config)
         if args.num_cpus:
             config = config.model_copy(update={"ray": config.ray.model_copy(update={"num_cpus": args.num_cpus})})
-    except ConfigError as exc:
+        first_look(args.manifest, output, config)
+    except (ManifestError, ConfigError, OutputInsideMasters) as exc:
         return _fail(args, EXIT_USAGE, str(exc))
 
     from patina.flows import progress
@@ -409,15 +410,10 @@ def run_command(args: argparse.Namespace) -> int:
     from patina.flows.prefect_api import prefect_api
     from patina.flows.restore import new_run_id, restore_collection
     from patina.flows.run_log import run_log
-    from patina.manifests.locations import OutputInsideMasters
     from patina.manifests.run_lock import OutputNotWritable, RunLocked
 
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
-    output, run_id = _uri(args.output), new_run_id()
-    try:
-        first_look(args.manifest, output, config)
-    except (ManifestError, ConfigError, OutputInsideMasters) as exc:
-        return _fail(args, EXIT_USAGE, str(exc))
+    run_id = new_run_id()
     seen = ProgressSeen()
     try:
         with (

@@ -42,14 +42,15 @@ class ConfigError(ValueError):
     """The configuration is invalid (the message names the file and the field)."""
 
 
-def refuse_credentials(uri: str, what: str) -> None:
+def refuse_credentials(manifest: str, output: str) -> None:
     """A manifest or output URI holding credentials is refused: it would be stored with every flow run."""
-    if has_credentials(uri):
-        raise ConfigError(
-            f"the {what} URI {redact(uri)!r} holds credentials (user:password@ or a signed query): it would be "
-            "stored in Prefect's database and the logs; give them through the environment, an AWS profile or "
-            "[storage] secret_block, and the URI without them"
-        )
+    for what, uri in (("manifest", manifest), ("output", output)):
+        if has_credentials(uri):
+            raise ConfigError(
+                f"the {what} URI {redact(uri)!r} holds credentials (user:password@ or a signed query): it would "
+                "be stored in Prefect's database and the logs; give them through the environment, an AWS profile "
+                "or [storage] secret_block, and the URI without them"
+            )
 
 
 class _Strict(BaseModel):

@@ -125,8 +125,7 @@ def restore_collection(
     ``run_id`` defaults to a new one (the CLI passes its own: it names the run's log file).
     ``verify``: an unchanged item's derivative must also keep its sha256 (each is read), not only its size.
     """
-    refuse_credentials(manifest, "manifest")
-    refuse_credentials(output, "output")
+    refuse_credentials(manifest, output)
     config = config or PipelineConfig()
     if models:
         config = config.with_models(models)

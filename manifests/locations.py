@@ -78,7 +78,8 @@ def real_location(uri: str, storage_options: dict | None = None) -> str:
     objects -> ``s3://bucket/key``; other schemes -> ``scheme://`` + the normalised rest
     (credentials dropped, host in lower case, default port removed).
     """
-    scheme, rest = _split(redact(uri))
+    shown = redact(uri)
+    scheme, rest = _split(shown)
     if scheme in LOCAL_SCHEMES:
         return "file://" + os.path.realpath(rest or ".")
     if scheme in S3_SCHEMES:
@@ -86,7 +87,7 @@ def real_location(uri: str, storage_options: dict | None = None) -> str:
     if scheme in ("http", "https") and (s3 := _s3_over_http(uri, storage_options)) is not None:
         return s3
     if scheme in ("http", "https"):
-        parts = urlsplit(redact(uri))
+        parts = urlsplit(shown)
         port = "" if parts.port in (None, _DEFAULT_PORTS[scheme]) else f":{parts.port}"
         return f"{scheme}://{(parts.hostname or '').lower()}{port}{posixpath.normpath(parts.path or '/')}"
     return f"{scheme}://{posixpath.normpath(rest)}"

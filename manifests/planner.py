@@ -217,11 +217,9 @@ def plan(
             expected = expected_of[identity] = _expected_keys(sha, [*links, write_link(attempt.source_format)])
         if attempt.steps_count == len(expected) and attempt.final_key == expected[-1][1]:
             # the last key covers every step before it; the derivative must still be what it wrote
-            if derivatives is not None and item.item_id in derivatives:
-                if not derivative_intact(attempt, derivatives[item.item_id]):
-                    result.derivative.append(item.item_id)
-                    continue
-            result.unchanged.append(item.item_id)
+            checked = derivatives is not None and item.item_id in derivatives
+            intact = not checked or derivative_intact(attempt, derivatives[item.item_id])
+            (result.unchanged if intact else result.derivative).append(item.item_id)
             continue
         recorded = latest.steps(item.item_id)
         mismatch = [k for k, step in enumerate(expected) if k >= len(recorded) or recorded[k] != step]
