@@ -265,6 +265,30 @@ def build_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -
     return ds.map(write_item, fn_kwargs={"settings": settings}, num_cpus=settings.io_num_cpus)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held for the block and delivered, to the handlers they had, once it ends.
+
+    So a stop never lands halfway through committing an item (its provenance buffered, its
+    progress not yet counted). Outside the main thread, where handlers cannot be set, a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    saved = {signum: signal.signal(signum, lambda signum, frame: held.append(signum)) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        for signum in held[:1]:
+            signal.raise_signal(signum)
+
+
 STOP_GRACE_S = 5.0
 """After a stop signal, how long the driver still takes in items that finish (their provenance is committed)."""
 
@@ -355,6 +379,10 @@ def run_pipeline(
         progress(0, summary.total, 0)
 
     def commit(row: dict[str, Any]) -> None:
+        with signals_deferred():  # a stop signal lands between items: the count said is the count committed
+            take(row)
+
+    def take(row: dict[str, Any]) -> None:
         state = ItemState.from_json(row["state"])
         writer.add(record.stamped(settings.run_id) for record in state.records)
         if state.failed:

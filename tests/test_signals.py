@@ -82,3 +82,17 @@ def test_a_signalled_run_stops_gracefully_and_a_rerun_finishes(tmp_path, signum,
     assert summary["plan"]["unchanged"] == len(committed) and summary["succeeded"] == COUNT - len(committed)
     ids = [row["item_id"] for row in _ok_writes(out)]
     assert sorted(ids) == sorted(f"item/{i}" for i in range(COUNT))  # every item exactly once
+
+
+def test_a_stop_signal_is_held_while_an_item_is_committed_and_delivered_after():
+    from patina.actors.pipeline import signals_deferred
+
+    got: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        with signals_deferred():
+            signal.raise_signal(signal.SIGTERM)
+            held = list(got)
+        assert held == [] and got == [signal.SIGTERM]  # not inside the block; once, to its own handler, after
+    finally:
+        signal.signal(signal.SIGTERM, previous)
