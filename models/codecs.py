@@ -101,9 +101,14 @@ def decode_image(data: bytes, max_pixels: int) -> Decoded:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
             pixels, space = _raw_pixels(image, data, fmt)  # first: reading EXIF may load a PNG
-            exif, orientation, date_taken = read_exif(image)
     except _DECODE_ERRORS as exc:
         raise DecodeError(f"cannot decode image: {exc}") from exc
+    try:
+        exif, orientation, date_taken = read_exif(image)
+    except _DECODE_ERRORS as exc:  # a damaged EXIF block loses the EXIF, not the picture
+        exif, orientation, date_taken = b"", 1, None
+        notes.append(f"EXIF block unreadable ({exc}): not carried to the derivative")
+        log.warning("EXIF block unreadable (%s): dropped", exc)
     pixels, space = _flatten_alpha(pixels, space)
     icc = image.info.get("icc_profile")
     description = None

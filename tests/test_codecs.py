@@ -89,3 +89,16 @@ def test_output_format_follows_the_master_family_unless_configured():
     assert output_format("JPEG", "png") == "png"
     with pytest.raises(ValueError, match="unknown output format"):
         output_format("JPEG", "bmp")
+
+
+def test_a_damaged_exif_block_loses_the_exif_not_the_picture():
+    """A real print of the test set (a DeOldify scan) carries an APP1 'Exif' segment that is not TIFF: the
+    pixels decode, the EXIF is dropped and the read step notes why."""
+    buffer = io.BytesIO()
+    damaged_exif = b"Exif\x00\x00" + b"\xff\xff\xbeZ\x17#\xff\xff" + bytes(24)  # no TIFF header after Exif
+    Image.fromarray(np.full((8, 8, 3), 120, np.uint8)).save(buffer, "JPEG", dpi=(300, 300), exif=damaged_exif)
+    damaged = buffer.getvalue()  # with a JFIF density, Pillow leaves the EXIF unread until asked
+    decoded = decode_image(damaged, 1 << 20)
+    assert decoded.pixels.shape == (8, 8, 3) and abs(int(decoded.pixels.mean()) - 120) <= 2
+    assert decoded.metadata.exif == b"" and decoded.metadata.orientation == 1
+    assert any("EXIF block unreadable" in note for note in decoded.metadata.notes)
