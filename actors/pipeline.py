@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
@@ -206,6 +207,12 @@ BLOCKS = 10_000
 """Most input blocks of a run: a block of planned rows is the unit Ray Data hands a read task or an actor."""
 
 
+def _read_part(fs: Any, file: str) -> pa.Table:
+    """One Parquet part, read whole through ``fs`` (no dataset scanner: see ``read_provenance``)."""
+    with fs.open(file, "rb") as handle:
+        return pq.ParquetFile(handle).read()
+
+
 def input_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -> ray.data.Dataset:
     """The planned rows as blocks in the object store: a run's Parquet parts, or rows made here from items.
 
@@ -216,7 +223,7 @@ def input_dataset(source: Sequence[Item] | PlannedRows, settings: RunSettings) -
     """
     if isinstance(source, PlannedRows):
         fs, path = filesystem(source.uri, settings.storage_options)
-        count, parts = source.count, (pq.read_table(f, filesystem=fs) for f in sorted(fs.find(path)))
+        count, parts = source.count, (_read_part(fs, f) for f in sorted(fs.find(path)))
     else:
         rows = planned_rows(items_table(("", item) for item in source), {}, settings.output_uri)
         count, parts = rows.num_rows, iter([rows])

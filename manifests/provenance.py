@@ -417,4 +417,8 @@ def read_provenance(output_uri: str, storage_options: dict | None = None) -> pa.
     """Every committed, readable provenance row under ``output_uri`` (all runs); empty table if none."""
     fs, files_of = provenance_files(output_uri, storage_options)
     files = readable(fs, [file for files in files_of.values() for file in files])
-    return _dataset(fs, files).to_table() if files else SCHEMA.empty_table()
+    if not files:
+        return SCHEMA.empty_table()
+    # File by file (scan), not the dataset scanner: its read-ahead threads over a Python
+    # filesystem (s3fs) can outlive the interpreter and abort it at exit (apache/arrow#39162)
+    return pa.Table.from_batches(list(scan(_dataset(fs, files))), schema=SCHEMA)
