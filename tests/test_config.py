@@ -42,7 +42,7 @@ def test_toml_sets_models_params_and_resources(tmp_path):
         ({"stages": ["assess", "assess"]}, "repeat"),
         ({"stages": ["sharpen"]}, "stages.0"),
         ({"stage": {"enhance": {"model": "nope/nope@1"}}}, "unknown model id 'nope/nope@1'"),
-        ({"stage": {"enhance": {"model": "classical/assess@1"}}}, "is a 'assess' model"),
+        ({"stage": {"enhance": {"model": "classical/assess@2"}}}, "is a 'assess' model"),
         ({"stage": {"enhance": {"params": {"gain": 2}}}}, r"unknown parameter\(s\) \['gain'\]"),
         ({"stage": {"enhance": {"resources": {"min_actors": 3, "max_actors": 2}}}}, "below min_actors"),
         ({"stage": {"enhance": {"resources": {"batch_size": 0}}}}, "batch_size"),
@@ -92,7 +92,7 @@ def test_importing_the_registry_does_no_io_and_registers_nothing_until_asked():
         "import patina.models.registry as r\n"
         "assert not r._ENTRIES and not opened, (r._ENTRIES, opened)\n"
         "assert 'patina.models.learned' not in sys.modules\n"
-        "assert r.entry('classical/assess@1').implementation.__name__ == 'AssessStage'\n"
+        "assert r.entry('classical/assess@2').implementation.__name__ == 'AssessStage'\n"
         "assert r.entry('realesrgan/x4plus@0.1.0')  # the packaged catalogue, read on first use\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -201,7 +201,7 @@ def test_iiif_manifest_of_the_derivatives_publishes_them_with_their_rights(descr
     assert first["navDate"] == "1927-01-01T00:00:00Z" and "navDate" not in second  # "c. 1930" is no date
     pairs = {p["label"]["en"][0]: p["value"]["none"][0] for p in first["metadata"]}
     assert pairs["Creator"] == "Anna Ström" and pairs["Collection"] == "Harbour views"
-    assert pairs["Restoration"].startswith("assess: classical/assess@1; enhance: classical/tone@2")
+    assert pairs["Restoration"].startswith("assess: classical/assess@2; enhance: classical/tone@3")
     assert first["seeAlso"][0]["id"].startswith("file://") and first["seeAlso"][0]["id"].endswith("scan-0.jpg")
 
     # A IIIF reader (patina's own) takes the published manifest over HTTP: every canvas, its title,

@@ -17,7 +17,7 @@ from patina.manifests.provenance import (
 )
 
 SHA = "a" * 64
-STEPS = [("assess", "classical/assess@1", None, {"g": 4.0}), ("enhance", "classical/tone@2", None, {})]
+STEPS = [("assess", "classical/assess@2", None, {"g": 4.0}), ("enhance", "classical/tone@3", None, {})]
 WRITE = ("write", "patina/write@1", None, {"format": "png"})
 
 
@@ -87,7 +87,7 @@ def test_a_changed_step_reruns_from_it_and_resumes_after_the_step_before(tmp_pat
     result = planned([Item("a", "a.png")], output, steps=later)
     assert result.changed == {"a": "enhance"}
     assert result.resume_points == {"a": (2, keys(STEPS)[0][1])}  # step 2 from assess's output
-    earlier = [("assess", "classical/assess@1", None, {"g": 5.0}), STEPS[1]]
+    earlier = [("assess", "classical/assess@2", None, {"g": 5.0}), STEPS[1]]
     first = planned([Item("a", "a.png")], output, steps=earlier)
     assert first.changed == {"a": "assess"} and first.resume_points == {}  # from the first stage: from the master
     fewer = planned([Item("a", "a.png")], output, steps=STEPS[:1])
