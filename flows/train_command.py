@@ -1,10 +1,11 @@
-"""``patina train detect|inpaint|colorize --data DIR --out DIR``: train a model of our own (models/training.py)."""
+"""``patina train detect|inpaint|colorize|fade --data DIR --out DIR``: train a model of our own (models/training.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -13,7 +14,8 @@ TASK_HELP = {
     "detect": "the damage-mask U-Net (metrics vs the classical detector)",
     "inpaint": "the hole-filling U-Net (metrics vs Telea)",
     "colorize": "the a*b*-from-luma U-Net (metrics vs gray and flat sepia)",
-}  # the tasks of models/training_tasks.TASKS (not imported here: torch would load for every command)
+    "fade": "the density curves that undo dye fading (models/fade_network.py; --steps: epochs, default 200)",
+}  # the tasks of models/training_tasks.TASKS and fade (not imported here: torch would load for every command)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -34,16 +36,35 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    if args.task == "fade":
+        return _train_fade(args)
     from patina.models.training import TrainConfig, train
 
     options = (*INT_OPTIONS, "lr", "pos_weight", "rebalance", "init", "device", "textures")
     given = {name: getattr(args, name) for name in options}
     config = TrainConfig(**{name: value for name, value in given.items() if value is not None})
+    return _trained(
+        lambda: train(args.task, args.data, args.out, args.val, config),
+        f'model: {args.out / "model.safetensors"}; use it with: catalogues = ["{args.out / "catalogue.toml"}"]',
+    )
+
+
+def _trained(run: Callable[[], dict], then: str) -> int:
+    """Run a training; print its card's summary and ``then``, or the reason it could not start (exit 2)."""
     try:
-        card = train(args.task, args.data, args.out, args.val, config)
+        card = run()
     except ValueError as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps({k: card[k] for k in ("id", "sha256", "parameters", "train_seconds", "metrics")}, indent=1))
-    print(f'model: {args.out / "model.safetensors"}; use it with: catalogues = ["{args.out / "catalogue.toml"}"]')
+    print(then)
     return EXIT_OK
+
+
+def _train_fade(args: argparse.Namespace) -> int:
+    from patina.models.fade_network import train_fade
+
+    return _trained(
+        lambda: train_fade(args.data, args.out, args.val, epochs=args.steps or 200, seed=args.seed or 0),
+        f"weights: {args.out / 'model.safetensors'} (the assess stage's fade curves: models/fading.py)",
+    )

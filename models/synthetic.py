@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from patina.models.image import check_image, luminance
+from patina.models.tone import apply_density_curves
 
 SEPIA_DARK = np.array([0.16, 0.09, 0.04], dtype=np.float32)
 SEPIA_LIGHT = np.array([1.0, 0.94, 0.80], dtype=np.float32)
@@ -64,6 +65,29 @@ def color_cast(image: np.ndarray, gains: tuple[float, float, float] = (1.08, 1.0
     """A colour cast (default: yellowing) as per-channel gains."""
     check_image(image)
     return Degraded(np.clip(image * np.array(gains, dtype=np.float32), 0, 1), _none(image))
+
+
+def dye_fade(
+    image: np.ndarray,
+    dyes: tuple[float, float, float] = (0.6, 0.9, 0.75),
+    stain: tuple[float, float, float] = (0.0, 0.02, 0.12),
+) -> Degraded:
+    """Fading of a colour (chromogenic) print, in density: each dye keeps ``dyes`` of its density
+    (cyan, magenta, yellow: the red, green and blue channels' absorbers) and a stain adds ``stain``
+    (yellowing: blue-channel density). The default is a typical dark-stored 1970s print: cyan lost
+    most, then yellow, and a yellowed base."""
+    check_image(image)
+    if not all(0.0 < k <= 1.0 for k in dyes) or not all(0.0 <= s < 1.0 for s in stain):
+        raise ValueError(f"dyes must be in (0, 1] and stain in [0, 1), got {dyes}, {stain}")
+    return Degraded(apply_density_curves(image, np.array(dyes), np.array(stain)), _none(image))
+
+
+def random_dye_fade(image: np.ndarray, rng: np.random.Generator) -> Degraded:
+    """:func:`dye_fade` with a random dye lost most (cyan twice as often), the others less, and a random stain."""
+    dyes = rng.uniform(0.75, 0.97, size=3)
+    dyes[rng.choice(3, p=[0.5, 0.25, 0.25])] = rng.uniform(0.4, 0.7)
+    stain = np.array([rng.uniform(0, 0.03), rng.uniform(0, 0.05), rng.uniform(0.0, 0.18)])
+    return dye_fade(image, tuple(dyes), tuple(stain))
 
 
 def grain(image: np.ndarray, sigma: float, rng: np.random.Generator) -> Degraded:
