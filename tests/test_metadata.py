@@ -136,7 +136,7 @@ def test_pipeline_output_keeps_metadata(ray_local, tmp_path):
     assert tif.tag_v2[258] == (16, 16, 16) and tif.info["dpi"] == pytest.approx((1200, 1200))
     assert profile_info(tif.info["icc_profile"])[0] == "sRGB built-in"
     xmp = tif.tag_v2[700]
-    assert "classical/tone@2" in (xmp.decode() if isinstance(xmp, bytes) else xmp)
+    assert "classical/tone@3" in (xmp.decode() if isinstance(xmp, bytes) else xmp)
     jpg = Image.open(out / "B.jpg")
     assert jpg.size == (20, 28) and jpg.getexif()[0x0112] == 1 and jpg.info["dpi"] == pytest.approx((400, 400))
     assert "run-m" in jpg.info["xmp"].decode() and DEFAULT_MODELS["detect_damage"] in jpg.info["xmp"].decode()

@@ -289,7 +289,7 @@ def test_models_pull_downloads_verifies_and_pins_over_http(tmp_path, http_server
     assert main(["models", "pull", "no/such@1"]) == 2
     assert main(["models", "list", "--json"]) == 0
     listed = {json.loads(line)["id"]: json.loads(line) for line in capsys.readouterr().out.splitlines()}
-    assert listed[remote.id]["present"] and listed["classical/tone@2"]["default"]
+    assert listed[remote.id]["present"] and listed["classical/tone@3"]["default"]
     assert {"gfpgan/v1.4@1.3.0", "codeformer/v0.1.0@1", "restoreformer/v1@1.3.4", "lama/big-lama@1"} <= set(listed)
     assert listed["ddcolor/modelscope@1"]["weights"].startswith("https://")
 

@@ -54,7 +54,9 @@ def test_every_item_gets_one_row_per_stage_and_good_items_an_output(ray_local, c
         assert {r["output_sha256"] for r in rows} == {hashlib.sha256(written.read_bytes()).hexdigest()}
         assert {r["source_sha256"] for r in rows} == {hashlib.sha256(source.read_bytes()).hexdigest()}
         assert len({r["chain_key"] for r in rows}) == len(STAGES)  # each stage extends the chain
-        assert json.loads(stage["assess"]["decisions"])["kind"] == ("sepia" if i % 2 else "color")
+        assert json.loads(stage["assess"]["decisions"])["kind"] == (
+            "single-hue" if i % 2 else "color"
+        )  # sepia: one hue
         assert stage["inpaint"]["status"] == "ok" and json.loads(stage["inpaint"]["decisions"])["filled_pixels"] > 0
         assert all(r["model_id"] and r["host"] and r["device"] == "cpu" for r in rows)
         assert stage["write"]["patina_version"]

@@ -44,7 +44,7 @@ def test_inpaint_and_tone_tiled_equal_whole():
     transport = _damaged(1)
     detector = _stage("classical/dust-scratch-detector@1")
     mask = detector.process(StageInput(to_working(transport))).mask
-    for model_id, params in (("classical/telea-inpaint@1", {}), ("classical/tone@2", {"cast_min_deviation": 0.0})):
+    for model_id, params in (("classical/telea-inpaint@1", {}), ("classical/tone@3", {"cast_min_deviation": 0.0})):
         stage = _stage(model_id, **params)  # tone: always correct the cast, so tiles must share its gains
         whole = stage.process(StageInput(to_working(transport), mask, {"assess": {"kind": "color"}}))
         tiled = run_large(stage, transport, mask, {"assess": {"kind": "color"}}, POLICY)
@@ -54,7 +54,7 @@ def test_inpaint_and_tone_tiled_equal_whole():
 
 def test_measuring_stage_runs_on_a_proxy_and_keeps_pixels():
     transport = _damaged(2)
-    stage = _stage("classical/assess@1")
+    stage = _stage("classical/assess@2")
     assert can_tile(stage)
     result = run_large(stage, transport, None, {}, LargeImagePolicy(min_pixels=1, proxy_pixels=2000))
     assert result.transport is transport and result.decisions["kind"] == "color"
