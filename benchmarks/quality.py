@@ -95,7 +95,7 @@ def bench_damage(images, table: Table, seed: int, detector: str, inpainter: str)
 
 
 def bench_enhance(images, table: Table, seed: int) -> None:
-    tone = "classical/tone@2"
+    tone = "classical/tone@3"
     for index, clean in enumerate(images):
         rng = np.random.default_rng(seed + 1000 + index)
         cases = {

@@ -5,7 +5,7 @@ A ``pipeline.toml`` looks like::
     stages = ["assess", "detect_damage", "inpaint", "enhance"]
 
     [stage.enhance]
-    model = "classical/tone@2"
+    model = "classical/tone@3"
     params = { max_gain = 2.5 }
     resources = { batch_size = 8, num_cpus = 0.5 }
 

@@ -10,6 +10,7 @@ distance. Images are embedded (data URIs), so the file stands alone. Written ato
 from __future__ import annotations
 
 import base64
+import heapq
 import html
 import json
 import logging
@@ -85,6 +86,9 @@ BATCH_ROWS = 10_000
 LISTED = 1000
 """Failures and flagged items a report lists (every one is counted; all are in the provenance)."""
 
+CHANGED_LISTED = 24
+"""Items the report shows as the run's largest changes (by the enhance stage's mean colour difference)."""
+
 
 class _Seconds:
     """Count, sum and a log-spaced histogram of a step's seconds: its p95 within 1%, in fixed memory."""
@@ -113,7 +117,9 @@ class _Tally:
         self.items = self.restored = self.failed_count = self.flagged_count = 0
         self.restored_sample: list[str] = []  # the first ``sample`` restored items
         self.failed: dict[str, dict[str, Any]] = {}  # item -> its failed row (the first LISTED)
-        self.flagged: list[str] = []  # items whose read step warned (the first LISTED)
+        self.flagged: list[str] = []  # items a step warned about or flagged (the first LISTED)
+        self._flagged_ids: set[str] = set()  # every flagged item, counted once
+        self.changed: list[tuple[float, str]] = []  # heap of the CHANGED_LISTED largest (colour change, item)
         self.rights: Counter[str] = Counter()  # rights statement ("" for none) -> items
         self.seconds: dict[tuple[int, str], _Seconds] = defaultdict(_Seconds)
         self.statuses: dict[str, Counter] = defaultdict(Counter)
@@ -146,10 +152,17 @@ class _Tally:
         if stage == "read":  # every attempt has one read row
             self.items += 1
             self.rights[described([row]).get("rights", "")] += 1
-            if decisions.get("warnings"):
-                self.flagged_count += 1
-                if len(self.flagged) < LISTED:
-                    self.flagged.append(item)
+        if (decisions.get("warnings") if stage == "read" else decisions.get("flags")) and item not in self._flagged_ids:
+            self._flagged_ids.add(item)
+            self.flagged_count += 1
+            if len(self.flagged) < LISTED:
+                self.flagged.append(item)
+        if stage == "enhance" and status == "ok" and decisions.get("color_change") is not None:
+            entry = (float(decisions["color_change"]), item)
+            if len(self.changed) < CHANGED_LISTED:
+                heapq.heappush(self.changed, entry)
+            elif entry > self.changed[0]:
+                heapq.heapreplace(self.changed, entry)
         for key in CATEGORICAL.get(stage, ()):
             if key in decisions:
                 self.decisions[f"{stage}.{key}"][str(decisions[key])] += 1
@@ -185,10 +198,10 @@ def _rows_of(rows: Rows, item_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
     """The rows of ``item_ids`` only, by item, in the log's order."""
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if item_ids:
-        wanted = pc.field("item_id").isin(pa.array(sorted(item_ids), pa.string()))
-        chosen = rows.filter(wanted) if isinstance(rows, pa.Table) else rows.to_table(filter=wanted)
-        for row in chosen.to_pylist():
-            items[row["item_id"]].append(row)
+        wanted = pa.array(sorted(item_ids), pa.string())
+        for batch in _batches(rows):
+            for row in batch.filter(pc.is_in(batch.column("item_id"), value_set=wanted)).to_pylist():
+                items[row["item_id"]].append(row)
     return items
 
 
@@ -197,11 +210,13 @@ def render(run_id: str, rows: Rows, storage_options: dict | None = None, sample:
     tally = _Tally(sample)
     for batch in _batches(rows):
         tally.add(batch)
-    listed = {*tally.restored_sample, *tally.flagged, *tally.faces}
+    changed = [item for _, item in sorted(tally.changed, reverse=True)]
+    listed = {*tally.restored_sample, *tally.flagged, *tally.faces, *changed}
     detailed = _rows_of(rows, listed)
     restored = {item for item in listed if any(r["stage"] == "write" and r["status"] == "ok" for r in detailed[item])}
-    flagged = [item for item in sorted(tally.flagged) if item in restored]
-    shown = sorted({*tally.restored_sample, *flagged})
+    change = {item: score for score, item in tally.changed}
+    flagged = sorted((item for item in tally.flagged if item in restored), key=lambda i: (-change.get(i, -1.0), i))
+    shown = list(dict.fromkeys([*flagged, *(i for i in changed if i in restored), *sorted(tally.restored_sample)]))
     with_faces = sorted(tally.faces & restored)
     more_flagged = f" (the first {LISTED})" if tally.flagged_count > LISTED else ""
     e = html.escape
@@ -221,17 +236,58 @@ def render(run_id: str, rows: Rows, storage_options: dict | None = None, sample:
         f"<h2>Failures ({tally.failed_count}{f', the first {LISTED} listed' if tally.failed_count > LISTED else ''})"
         "</h2>",
         _failures(tally.failed),
+        _changes({item: detailed[item] for item in changed}, set(flagged)),
         _faces({item: detailed[item] for item in with_faces}, storage_options),
-        f"<h2>Before and after ({len(shown)} of {tally.restored}: a sample and every flagged item{more_flagged})</h2>",
-        *(_pair(item_id, detailed[item_id], item_id in flagged, storage_options) for item_id in shown),
+        f"<h2>Before and after ({len(shown)} of {tally.restored}: every flagged item{more_flagged} and the largest "
+        "changes first, then a sample)</h2>",
+        *(_pair(item_id, detailed[item_id], item_id in tally.flagged, storage_options) for item_id in shown),
         "</body></html>",
     ]
     return "".join(parts)
 
 
 def _warnings(rows: list[dict[str, Any]]) -> list[str]:
-    read = next((r for r in rows if r["stage"] == "read"), None)
-    return json.loads(read["decisions"] or "{}").get("warnings", []) if read else []
+    """The read step's warnings and every later step's flags, each flag named by its stage."""
+    out = []
+    for row in rows:
+        decisions = json.loads(row["decisions"] or "{}")
+        if row["stage"] == "read":
+            out.extend(decisions.get("warnings", []))
+        else:
+            out.extend(f"{row['stage']}: {flag}" for flag in decisions.get("flags") or [])
+    return out
+
+
+def _decisions_of(rows: list[dict[str, Any]], stage: str) -> dict[str, Any]:
+    row = next((r for r in rows if r["stage"] == stage), None)
+    return json.loads(row["decisions"] or "{}") if row else {}
+
+
+def _changes(items: dict[str, list[dict[str, Any]]], flagged: set[str]) -> str:
+    """The items the enhance stage changed most: what assess judged, the tone and colour change, clipping."""
+    if not items:
+        return ""
+    out = [
+        f"<h2>Largest changes (the {len(items)} items enhance changed most)</h2>",
+        "<p>Mean |ΔL*| and ΔE*ab between the stage's input and output; clipped: pixels whose darkest channel is "
+        "at most 5/255 (shadows) or brightest at least 250/255 (highlights), before → after.</p>",
+        "<table><tr><th>item</th><th>assessed</th><th>route</th><th>strength</th><th>ΔL*</th><th>ΔE</th>"
+        "<th>shadows clipped</th><th>highlights clipped</th><th>flags</th></tr>",
+    ]
+    e = html.escape
+    for item_id, rows in sorted(items.items(), key=lambda kv: -_decisions_of(kv[1], "enhance")["color_change"]):
+        assess, enhance = _decisions_of(rows, "assess"), _decisions_of(rows, "enhance")
+        before, after = enhance.get("clipped_before") or [0, 0], enhance.get("clipped_after") or [0, 0]
+        kind = e(str(assess.get("kind", "not assessed")))
+        reason = f" <small>({e(assess['reason'])})</small>" if assess.get("reason") else ""
+        out.append(
+            f"<tr{' class=flag' if item_id in flagged else ''}><td>{e(item_id)}</td><td>{kind}{reason}</td>"
+            f"<td>{e(str(enhance.get('route')))}</td><td>{enhance.get('strength', 1.0):.2f}</td>"
+            f"<td>{enhance.get('tone_change', 0):.1f}</td><td>{enhance.get('color_change', 0):.1f}</td>"
+            f"<td>{before[0]:.2%} → {after[0]:.2%}</td><td>{before[1]:.2%} → {after[1]:.2%}</td>"
+            f"<td>{e('; '.join(enhance.get('flags') or []))}</td></tr>"
+        )
+    return "".join([*out, "</table>"])
 
 
 def _timings(by_stage: dict[tuple[int, str], _Seconds], statuses: dict[str, Counter]) -> str:

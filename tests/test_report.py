@@ -153,3 +153,40 @@ def test_a_report_counts_every_row_but_lists_a_bounded_number(monkeypatch):
         seconds.add(chunk)
     assert seconds.count == 100_000 and abs(seconds.total - durations.sum()) < 1e-6 * durations.sum()
     assert abs(seconds.percentile(95) / np.percentile(durations, 95) - 1) < 0.011  # within the bins' 1%
+
+
+def test_report_lists_the_largest_changes_first_with_what_assess_judged_and_flags(reported):
+    """Per item: the assess decision, mean tone and colour change, clipping before and after, flags; items
+    with large changes and flagged items come first among the before/after pairs."""
+    import json
+    from html import escape
+
+    import pyarrow as pa
+
+    from patina.flows.report import render
+    from patina.manifests.provenance import SCHEMA, read_provenance
+
+    out, _ = reported
+    rows = read_provenance(str(out)).to_pylist()
+    enhanced = [r for r in rows if r["stage"] == "enhance" and r["status"] == "ok"]
+    assert len(enhanced) >= 2
+    assert all({"tone_change", "clipped_before", "clipped_after", "flags"} <= json.loads(r["decisions"]).keys()
+               for r in enhanced)  # fmt: skip
+    big = enhanced[-1]
+    decisions = {**json.loads(big["decisions"]), "tone_change": 31.5, "color_change": 40.25,
+                 "flags": ["tone changed by mean dL* 31.5 (bound 8.0)"]}  # fmt: skip
+    rows = [{**r, "decisions": json.dumps(decisions)} if r is big else r for r in rows]
+    page = render("run-r", pa.Table.from_pylist(rows, schema=SCHEMA))
+    section = page[page.index("Largest changes") : page.index("Before and after")]
+    first_row = section.split("<tr")[2]  # after the header row
+    assert escape(big["item_id"]) in first_row and "<td>31.5</td><td>40.2</td>" in first_row
+    assessed = json.loads(
+        next(r for r in rows if r["item_id"] == big["item_id"] and r["stage"] == "assess")["decisions"]
+    )
+    assert f"{assessed['kind']} <small>({escape(assessed['reason'])})</small>" in first_row
+    pairs = page[page.index("Before and after") :]
+    assert pairs.index(escape(big["item_id"])) < min(
+        pairs.index(escape(r["item_id"])) for r in enhanced if r is not big
+    )
+    assert "enhance: tone changed by mean dL* 31.5" in pairs
+    assert section.count("<tr class=flag>") == 1  # the one flagged row of the table
