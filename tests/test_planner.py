@@ -83,7 +83,7 @@ def test_each_item_is_classified_by_its_latest_attempt(tmp_path):
 
 def test_a_changed_step_reruns_from_it_and_resumes_after_the_step_before(tmp_path):
     output = history(tmp_path, attempt_rows("a", "r1"))
-    later = [STEPS[0], ("enhance", "classical/tone@3", None, {})]  # enhance upgraded
+    later = [STEPS[0], ("enhance", "classical/tone@3", None, {"max_gain": 2.0})]  # enhance changed
     result = planned([Item("a", "a.png")], output, steps=later)
     assert result.changed == {"a": "enhance"}
     assert result.resume_points == {"a": (2, keys(STEPS)[0][1])}  # step 2 from assess's output
