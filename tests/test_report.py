@@ -189,4 +189,11 @@ def test_report_lists_the_largest_changes_first_with_what_assess_judged_and_flag
         pairs.index(escape(r["item_id"])) for r in enhanced if r is not big
     )
     assert "enhance: tone changed by mean dL* 31.5" in pairs
-    assert section.count("<tr class=flag>") == 1  # the one flagged row of the table
+    warned = {
+        r["item_id"]
+        for r in rows
+        if json.loads(r["decisions"] or "{}").get("warnings" if r["stage"] == "read" else "flags")
+    }
+    assert big["item_id"] in warned
+    flagged_rows = [row for row in section.split("<tr")[2:] if row.startswith(" class=flag>")]
+    assert len(flagged_rows) == len(warned & {r["item_id"] for r in enhanced})  # exactly the flagged items
