@@ -68,6 +68,39 @@ def drop_large_regions(mask: np.ndarray, max_fraction: float, max_width: float) 
     return mask & ~large[labels], int(large.sum())
 
 
+def drop_textured(
+    mask: np.ndarray, image: np.ndarray, max_texture: float = 0.05, min_ratio: float = 1.25, median: int = 15,
+    ring: int = 7,
+) -> tuple[np.ndarray, int]:  # fmt: skip
+    """``mask`` without the components that do not stand out from the picture's own texture, and how many
+    pixels were left out.
+
+    Both are measured on the luma residual against its ``median`` px median: a component's contrast is its
+    mean residual, its surroundings' texture the mean residual in a ``ring`` px band around it. A crack or
+    a spot on a print is a mark on smooth paper or emulsion (texture 0.02 on the real crops of
+    ``benchmarks/real_damage.py``); foliage, fabric, stripes and edges the detector takes for damage sit in
+    texture as strong as themselves. Components whose surroundings are rougher than ``max_texture`` or whose
+    contrast is under ``min_ratio`` times that texture are left out.
+    """
+    check_image(image)
+    if not mask.any():
+        return mask, 0
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    luma = np.clip(luminance(image) * 255.0, 0, 255).astype(np.uint8)
+    residual = np.abs(luma.astype(np.float32) - cv2.medianBlur(luma, median).astype(np.float32)) / 255.0
+    kernel = np.ones((2 * ring + 1,) * 2, np.uint8)
+    owner = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int32)  # the (highest) component nearby
+    band = (owner > 0) & ~mask
+    area = np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
+    contrast = np.bincount(labels.ravel(), residual.ravel(), count) / area
+    around = np.bincount(owner[band], minlength=count)
+    texture = np.bincount(owner[band], residual[band], count) / np.maximum(around, 1)
+    textured = (texture > max_texture) | (contrast < min_ratio * texture)
+    textured[0] = False
+    dropped = textured[labels]
+    return mask & ~dropped, int(dropped.sum())
+
+
 def detect_specks(
     image: np.ndarray,
     kernel: int = 11,

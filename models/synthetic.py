@@ -326,3 +326,37 @@ def torn_edge(image: np.ndarray, rng: np.random.Generator, depth: float = 0.08) 
     cv2.fillPoly(canvas, [np.array([*edge, *corners], np.float32).round().astype(np.int32)], 255)
     mask = canvas > 0
     return Degraded(_paint(image, mask, 0.93 if rng.random() < 0.7 else 0.1, 1.0), mask)
+
+
+_INSCRIPTION_CHARS = "ABCDEFGHIJKLMNOPRSTUVWabcdefghijklmnoprstuvwyz0123456789.,-/ "
+
+
+def inscription(image: np.ndarray, rng: np.random.Generator, lines: int = 1) -> Degraded:
+    """Writing on the print that is part of the object, not damage: ``lines`` of pen or pencil script,
+    a printed caption or a stamped number, dark (sometimes blue or white) ink, slanted, at a random size
+    and place. The mask is empty: a detector trained on it learns to leave writing alone."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    check_image(image)
+    h, w = image.shape[:2]
+    ink = np.zeros((h, w), np.float32)
+    canvas = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(lines):
+        size = int(rng.integers(9, max(10, min(h, w) // 6)))
+        font = ImageFont.load_default(size=size)
+        text = "".join(rng.choice(list(_INSCRIPTION_CHARS), int(rng.integers(3, 24))))
+        x, y = int(rng.integers(-size, max(1, w - size))), int(rng.integers(0, max(1, h - size)))
+        draw.text((x, y), text, fill=255, font=font, stroke_width=int(rng.random() < 0.3))
+    shear = float(rng.uniform(-0.35, 0.15))  # script leans right; printed captions stand
+    matrix = np.float32([[1, shear, -shear * h / 2], [0, 1, 0]])
+    ink = cv2.warpAffine(np.asarray(canvas, np.float32) / 255.0, matrix, (w, h))
+    if rng.random() < 0.5:  # pencil or worn ink: broken, soft strokes
+        ink *= cv2.resize(rng.uniform(0.4, 1.0, (max(1, h // 3), max(1, w // 3))).astype(np.float32), (w, h))
+        ink = cv2.GaussianBlur(ink, (0, 0), 0.6)
+    colour = rng.choice([np.float32([0.08, 0.07, 0.06]), np.float32([0.15, 0.2, 0.45]), np.float32([0.95, 0.95, 0.92])],
+                        p=[0.7, 0.2, 0.1])  # fmt: skip
+    strength = float(rng.uniform(0.5, 0.95))
+    alpha = (strength * ink)[..., None]
+    out = (image * (1 - alpha) + colour * alpha).astype(np.float32)
+    return Degraded(out, _none(image))

@@ -70,15 +70,27 @@ def _local_damage(image: np.ndarray, rng: np.random.Generator, textures: Texture
     return syn.Degraded(image, mask)
 
 
+INSCRIBED = 0.3  # share of detector samples with writing on the print (content, never in the mask)
+UNDAMAGED = 0.1  # share of detector samples with no local damage at all
+
+
 def damage_sample(
-    clean: np.ndarray, rng: np.random.Generator, textures: Textures = ()
-) -> tuple[np.ndarray, np.ndarray]:
+    clean: np.ndarray, rng: np.random.Generator, textures: Textures = (), inscribed: float = INSCRIBED,
+    undamaged: float = UNDAMAGED,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """A randomly aged copy of ``clean`` and the mask of the pixels its local damage destroyed.
 
-    Global changes (toning, fading, blur) come first, local damage on top, scanner grain or
-    JPEG last, as on a real scan.
+    Writing on the print comes first (an ``inscribed`` share: part of the object, not in the mask),
+    then global changes (toning, fading, blur), local damage on top (none in an ``undamaged``
+    share: a detector must also learn to mark nothing), scanner grain or JPEG last, as on a real scan.
     """
-    damaged = _local_damage(_age_globally(clean, rng), rng, textures)
+    if rng.random() < inscribed:
+        clean = syn.inscription(clean, rng, lines=int(rng.integers(1, 4))).image
+    aged = _age_globally(clean, rng)
+    if rng.random() < undamaged:
+        damaged = syn.Degraded(aged, np.zeros(aged.shape[:2], bool))
+    else:
+        damaged = _local_damage(aged, rng, textures)
     image = damaged.image
     if rng.random() < 0.6:
         image = syn.grain(image, float(rng.uniform(0.005, 0.03)), rng).image

@@ -196,3 +196,41 @@ def test_a_region_cut_by_the_frame_is_measured_by_its_inner_edge_only():
     line = np.zeros((200, 200), bool)
     line[100:110] = True  # the same strip inside the print is a 10 px line (a crease)
     assert drop_large_regions(line, 0.002, 12.0)[1] == 0
+
+
+def test_marks_on_smooth_paper_stay_and_marks_inside_texture_as_strong_go():
+    from patina.models.specks import drop_textured
+
+    rng = np.random.default_rng(4)
+    image = np.full((120, 240, 3), 0.6, np.float32)
+    image[:, 120:] += rng.normal(0, 0.12, (120, 120, 1)).astype(np.float32)  # foliage-like texture on the right
+    image[60:62, 10:110] = 0.95  # a bright scratch on smooth paper
+    image[60:62, 130:230] = 0.95  # the same mark inside the texture
+    image = np.clip(image, 0, 1)
+    mask = np.zeros(image.shape[:2], bool)
+    mask[60:62, 10:110] = mask[60:62, 130:230] = True
+    kept, dropped = drop_textured(mask, image)
+    assert kept[60:62, 10:110].all() and not kept[:, 120:].any() and dropped == 200
+    assert drop_textured(np.zeros_like(mask), image) == (pytest.approx(np.zeros_like(mask)), 0)
+
+
+def test_the_detector_flags_an_item_whose_marks_it_left_out_as_texture():
+    from dataclasses import replace
+
+    from patina.models.learned import DamageNetworkStage
+    from patina.models.registry import build_stage, default_params
+    from patina.models.stage import StageInput
+
+    stage = build_stage("patina/damage-unet@2", default_params("patina/damage-unet@2"))
+    assert isinstance(stage, DamageNetworkStage)
+    rng = np.random.default_rng(5)
+    stripes = np.tile((np.arange(96) // 3 % 2).astype(np.float32)[None, :, None], (96, 1, 3)) * 0.7 + 0.15
+    textured = np.clip(stripes + rng.normal(0, 0.08, stripes.shape), 0, 1).astype(np.float32)
+    out = stage.process(StageInput(textured))
+    d = out.decisions
+    assert d["textured_left"] > 0 and out.mask.mean() == pytest.approx(d["damaged_fraction"], abs=1e-6)
+    assert d["textured_left"] > stage.params.flag_textured  # the real network marks these stripes
+    assert d["flags"] == [f"detector marks on picture texture left out: {d['textured_left']:.1%} of the picture "
+                          "(the marks did not stand out from the texture around them)"]  # fmt: skip
+    calm = build_stage("patina/damage-unet@2", replace(stage.params, flag_textured=0.5)).process(StageInput(textured))
+    assert "flags" not in calm.decisions and np.array_equal(calm.mask, out.mask)

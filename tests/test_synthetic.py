@@ -58,3 +58,22 @@ def test_global_changes_destroy_no_pixel(name):
     damaged = GLOBAL[name](image, np.random.default_rng(0))
     assert damaged.image.shape == image.shape and damaged.image.dtype == np.float32
     assert not damaged.mask.any() and not np.allclose(damaged.image, image)
+
+
+def test_writing_on_the_print_is_content_never_in_the_mask():
+    image = scene(96, 160, seed=2)
+    first = syn.inscription(image, np.random.default_rng(3), lines=3)
+    again = syn.inscription(image, np.random.default_rng(3), lines=3)
+    np.testing.assert_array_equal(first.image, again.image)
+    assert not first.mask.any() and first.image.dtype == np.float32
+    assert (np.abs(first.image - image).max(axis=2) > 0.1).mean() > 0.005  # ink was laid down
+
+
+def test_detector_samples_carry_writing_and_some_no_damage_at_all():
+    from patina.models.training_tasks import damage_sample
+
+    clean = scene(64, 64, seed=3)
+    samples = [damage_sample(clean, np.random.default_rng(seed)) for seed in range(40)]
+    assert any(not mask.any() for _, mask in samples) and sum(mask.any() for _, mask in samples) > 25
+    inscribed, plain = damage_sample(clean, np.random.default_rng(0), inscribed=1.0, undamaged=1.0)
+    assert not plain.any() and np.abs(inscribed - clean).max() > 0.1
