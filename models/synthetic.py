@@ -150,19 +150,23 @@ def dust(image: np.ndarray, count: int, rng: np.random.Generator, radius: tuple[
     return Degraded(out, mask)
 
 
-def crease(image: np.ndarray, rng: np.random.Generator, width: int = 3) -> Degraded:
-    """A fold line across the print: a bright broken-emulsion line with a shadow beside it."""
+def crease(image: np.ndarray, rng: np.random.Generator, width: int = 3, bright: bool = True) -> Degraded:
+    """A fold line across the print: a bright broken-emulsion line with a shadow beside it, or (``bright``
+    false) a dark fold with a light edge. The mask holds the fold and every pixel of its edge the fold
+    visibly changed: a fill of the fold alone leaves the shadow as a dark line."""
     check_image(image)
     h, w = image.shape[:2]
     canvas = np.zeros((h, w), dtype=np.uint8)
     start = (0, int(rng.uniform(0.2, 0.8) * h))
     end = (w - 1, int(rng.uniform(0.2, 0.8) * h))
     cv2.line(canvas, start, end, 255, width, cv2.LINE_AA)
-    mask = canvas > 64
-    shadow = np.zeros_like(canvas)
-    cv2.line(shadow, (start[0], start[1] + width), (end[0], end[1] + width), 255, width * 2, cv2.LINE_AA)
-    shaded = image * (1 - 0.25 * (shadow[..., None] / 255.0)).astype(np.float32)
-    return Degraded(_paint(shaded, mask, 0.95, 0.85), mask)
+    fold = canvas > 64
+    edge = np.zeros_like(canvas)
+    cv2.line(edge, (start[0], start[1] + width), (end[0], end[1] + width), 255, width * 2, cv2.LINE_AA)
+    strength = (0.25 * (edge[..., None] / 255.0)).astype(np.float32)
+    shaded = image * (1 - strength) if bright else image + strength * (1 - image)
+    out = _paint(shaded.astype(np.float32), fold, 0.95 if bright else 0.1, 0.85)
+    return Degraded(out, fold | visible_change(image, out))
 
 
 def cracks(image: np.ndarray, rng: np.random.Generator, branches: int = 6, step: float = 6.0) -> Degraded:

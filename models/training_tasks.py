@@ -55,7 +55,7 @@ def _local_damage(image: np.ndarray, rng: np.random.Generator, textures: Texture
         lambda im: syn.crack_network(im, rng, cracks=int(rng.integers(1, 4)), bright=True),
         lambda im: syn.crack_network(im, rng, cracks=int(rng.integers(1, 3)), bright=False, width=(1, 3)),
         lambda im: syn.long_scratches(im, rng, count=int(rng.integers(1, 4))),
-        lambda im: syn.crease(im, rng, width=int(rng.integers(2, 4))),
+        lambda im: syn.crease(im, rng, width=int(rng.integers(2, 4)), bright=bool(rng.random() < 0.7)),
         lambda im: syn.torn_corner(im, rng, size=float(rng.uniform(0.1, 0.3))),
         lambda im: syn.torn_edge(im, rng, depth=float(rng.uniform(0.03, 0.12))),
         lambda im: syn.stains(im, rng, count=int(rng.integers(1, 3))),

@@ -37,12 +37,16 @@ def test_local_damage_changes_exactly_its_mask(name):
     np.testing.assert_array_equal(again.mask, damaged.mask)
 
 
-def test_crease_marks_its_fold_and_shades_beside_it():
+@pytest.mark.parametrize("bright", [True, False])
+def test_crease_masks_its_fold_and_the_edge_it_shades(bright):
     image = np.full((80, 120, 3), 0.4, np.float32)
-    damaged = syn.crease(image, np.random.default_rng(2))
-    assert damaged.mask.any() and np.all(damaged.image[damaged.mask].mean(axis=1) > 0.6)  # the bright fold
-    beside = ~damaged.mask & (np.abs(damaged.image - image).max(axis=2) > 1e-6)
-    assert beside.any() and np.all(damaged.image[beside] <= image[beside] + 1e-6)  # only its shadow
+    damaged = syn.crease(image, np.random.default_rng(2), bright=bright)
+    fold = (damaged.image.mean(axis=2) > 0.6) if bright else (damaged.image.mean(axis=2) < 0.2)
+    assert fold.any() and damaged.mask[fold].all()
+    edge = damaged.mask & ~fold
+    change = damaged.image - image
+    assert edge.any() and (np.all(change[edge] < 0) if bright else np.all(change[edge] > 0))  # shadow or light edge
+    assert np.abs(change[~damaged.mask]).max() <= syn.VISIBLE  # nothing visible is left outside the mask
 
 
 def test_stains_mask_their_dense_cores_only():
