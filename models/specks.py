@@ -70,7 +70,7 @@ def drop_large_regions(mask: np.ndarray, max_fraction: float, max_width: float) 
 
 def drop_textured(
     mask: np.ndarray, image: np.ndarray, max_texture: float = 0.05, min_ratio: float = 1.25, median: int = 15,
-    ring: int = 7,
+    ring: int = 7, line_length: int = 150, line_width: float = 8.0,
 ) -> tuple[np.ndarray, int]:  # fmt: skip
     """``mask`` without the components that do not stand out from the picture's own texture, and how many
     pixels were left out.
@@ -80,22 +80,25 @@ def drop_textured(
     a spot on a print is a mark on smooth paper or emulsion (texture 0.02 on the real crops of
     ``benchmarks/real_damage.py``); foliage, fabric, stripes and edges the detector takes for damage sit in
     texture as strong as themselves. Components whose surroundings are rougher than ``max_texture`` or whose
-    contrast is under ``min_ratio`` times that texture are left out.
+    contrast is under ``min_ratio`` times that texture are left out, unless they are lines across the print
+    (at least ``line_length`` px long, at most ``line_width`` px wide on average: a crease or a scratch,
+    whose own shadow or the picture it crosses makes its surroundings rough).
     """
     check_image(image)
     if not mask.any():
         return mask, 0
-    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    labels, area, length = component_shapes(mask)
+    count = len(area)
     luma = np.clip(luminance(image) * 255.0, 0, 255).astype(np.uint8)
     residual = np.abs(luma.astype(np.float32) - cv2.medianBlur(luma, median).astype(np.float32)) / 255.0
     kernel = np.ones((2 * ring + 1,) * 2, np.uint8)
     owner = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int32)  # the (highest) component nearby
     band = (owner > 0) & ~mask
-    area = np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
-    contrast = np.bincount(labels.ravel(), residual.ravel(), count) / area
+    contrast = np.bincount(labels.ravel(), residual.ravel(), count) / np.maximum(area, 1)
     around = np.bincount(owner[band], minlength=count)
     texture = np.bincount(owner[band], residual[band], count) / np.maximum(around, 1)
     textured = (texture > max_texture) | (contrast < min_ratio * texture)
+    textured &= ~((length >= line_length) & (component_widths(mask, labels, area) <= line_width))
     textured[0] = False
     dropped = textured[labels]
     return mask & ~dropped, int(dropped.sum())
