@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from patina.models.metrics import psnr, ssim
-from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, entries
+from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, installed
 from patina.models.stage import StageInput
 
 HERE = Path(__file__).resolve().parent
@@ -92,12 +92,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=SHARED / "real-photos" / "images")
     parser.add_argument("--corpus", type=Path, default=SHARED / "corpus")
-    parser.add_argument("--detector", nargs="*", default=None, help="detector ids (default: every registered)")
+    parser.add_argument("--detector", nargs="*", default=None, help="detector ids (default: every installed one)")
     parser.add_argument("--inpainter", default=DEFAULT_MODELS["inpaint"])
     parser.add_argument("--count", type=int, default=10_000, help="clean photographs at most")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    detectors = args.detector or [e.spec.id for e in entries() if e.spec.stage == "detect_damage"]
+    detectors = args.detector or installed("detect_damage")
     inpainter = build_stage(args.inpainter, default_params(args.inpainter))
     paths = sorted((args.corpus / "val").glob("*.jpg"))[: args.count]
     results = {}

@@ -1,7 +1,8 @@
 """Quality evidence: does each stage undo the damage it addresses?
 
 Clean validation photographs (``../shared/corpus/val``) are degraded with known damage
-(:mod:`patina.models.synthetic`: dust, scratches, creases, fading, yellowing, grain, blur),
+(:mod:`patina.models.synthetic`: dust, scratches, creases with their shadow or light edge in the mask,
+fading, yellowing, grain, blur),
 then each stage runs on them as the pipeline runs it (pure stage code, default params).
 Printed per stage and degradation: PSNR / SSIM (RGB) of the degraded image and of the
 stage's output against the clean one, and for the damage detector pixel precision / recall /
@@ -71,6 +72,7 @@ def damage_cases(image: np.ndarray, rng: np.random.Generator) -> dict[str, syn.D
         "dust": syn.dust(image, int(rng.integers(30, 60)), rng),
         "scratches": syn.scratches(image, int(rng.integers(2, 5)), rng, bright=bool(rng.random() < 0.7)),
         "crease": syn.crease(image, rng),
+        "crease (dark fold)": syn.crease(image, rng, bright=False),
     }
 
 

@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--textures", type=Path, help="instead: write the dev crops' damage textures (.npz) here")
     parser.add_argument("--photos", type=Path, default=PHOTOS)
     parser.add_argument("--split", choices=["all", "dev", "val"], default="all")
-    parser.add_argument("--detector", nargs="*", default=None, help="detector model ids (default: every registered)")
+    parser.add_argument("--detector", nargs="*", default=None, help="detector model ids (default: every installed one)")
     parser.add_argument("--inpainter", nargs="*", default=["patina/inpaint-unet@1", "classical/telea-inpaint@1"])
     parser.add_argument("--catalogue", action="append", default=[], help="register a trained model's catalogue")
     parser.add_argument("--json", type=Path, help="write the summary here")
@@ -186,11 +186,11 @@ def main() -> None:
     if args.textures:
         print(f"{write_textures(args.textures, args.photos)} textures from the dev crops -> {args.textures}")
         return
-    from patina.models.registry import entries, load_extensions
+    from patina.models.registry import installed, load_extensions
 
     for catalogue in args.catalogue:
         load_extensions(catalogues=[catalogue])
-    detectors = args.detector or [e.spec.id for e in entries() if e.spec.stage == "detect_damage"]
+    detectors = args.detector or installed("detect_damage")
     crops = [c for c in load_crops() if args.split in ("all", c.split)]
     summary = summarize(evaluate(crops, detectors, args.inpainter, args.photos))
     print(

@@ -418,6 +418,45 @@ class DamageNetworkStage(NetworkStage):
         return StageOutput(item.image, decisions={**decisions, **self.network.facts}, mask=mask)
 
 
+MIN_SCRATCH_SIDE = 32  # its four reflection-padded levels need 2 px at the deepest
+
+
+@dataclass(frozen=True)
+class ScratchDetectorParams(LearnedDamageParams):
+    """The published Bringing-Old-Photos-Back-to-Life detector's own post-processing: its threshold, no
+    region or texture rules (patina's guards stay available as params); ``short_side`` 256 is its
+    ``scale_256`` input (0: the print at full size, its ``full_size``)."""
+
+    threshold: float = 0.4
+    max_region_fraction: float = 1.0
+    max_texture: float = float("inf")
+    min_texture_ratio: float = 0.0
+    short_side: int = 0
+
+
+class ScratchDetectorStage(DamageNetworkStage):
+    """Damage mask from the published scratch detector of Bringing-Old-Photos-Back-to-Life
+    (:mod:`patina.models.bopbtl`), optionally on a copy scaled as its ``scale_256`` input."""
+
+    params_type = ScratchDetectorParams
+
+    def tile_halo(self) -> int | None:
+        return None
+
+    def run(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        side = max(self.params.short_side or min(h, w), MIN_SCRATCH_SIDE)
+        if min(h, w) == side:
+            return super().run(image)
+        scale = side / min(h, w)
+        small = _resize(image, max(16, round(w * scale / 16) * 16), max(16, round(h * scale / 16) * 16))
+        prob = super().run(small)
+        return cv2.resize(prob, (w, h), interpolation=cv2.INTER_NEAREST).reshape(h, w, -1)
+
+
+ARCHITECTURE_STAGES: dict[str, type[NetworkStage]] = {"BOPBTLScratchUNet": ScratchDetectorStage}  # bopbtl.ARCHITECTURE
+"""Stage implementations for architectures whose pre- and post-processing are their own."""
+
 NETWORK_STAGES: dict[str, type[NetworkStage]] = {
     stage.stage: stage
     for stage in (DamageNetworkStage, NetworkInpaintStage, NetworkEnhanceStage, FaceRestoreStage, ColorizeStage)

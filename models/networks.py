@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from patina.models import ncnn, unet
+from patina.models import bopbtl, ncnn, unet
 from patina.models.atomic_files import replacing
 from patina.models.spec import ModelSpec
 from patina.models.tiling import blend_tiles
@@ -172,6 +172,8 @@ def load_network(spec: ModelSpec, device: str | None = None, precision: str = "a
     if spec.architecture == unet.ARCHITECTURE:  # patina's own, trained by `patina train`
         network = unet.read_unet(weights_path(spec), spec.stage)
         descriptor, facts = unet.UNetDescriptor(network, spec.stage), {}
+    elif spec.architecture == bopbtl.ARCHITECTURE:  # not in spandrel: written to its checkpoint's layout
+        descriptor, facts = bopbtl.ScratchDescriptor(bopbtl.read_scratch_unet(weights_path(spec))), {}
     else:
         spandrel = import_spandrel()
         state, facts = state_dict_for(spec)

