@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/sample
 
-.PHONY: demo test test-fast lint setup clean
+.PHONY: demo sheets test test-fast lint setup clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ setup: $(STAMP)
 
 demo: $(STAMP)  ## restore the bundled sample collection into $(OUT)
 	$(BIN)/patina run examples/collection/manifest.csv --output $(OUT)
+
+sheets: $(STAMP)  ## contact sheets: the sample collection, then (with ../shared) real damaged and toned prints
+	$(BIN)/patina run examples/collection/manifest.csv --output $(OUT)
+	$(BIN)/python benchmarks/contact_sheet.py examples/collection/manifest.csv $(OUT) docs/contact-sheet.png
+	$(BIN)/python benchmarks/real_prints_sheet.py
+	$(BIN)/python benchmarks/real_prints_sheet.py --set tone
 
 test: $(STAMP)  ## the whole suite, slow tests included
 	$(BIN)/python -m pytest

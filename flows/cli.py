@@ -81,12 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["premis"], default="premis")
     export.add_argument("--run", help="only this run id")
     export.add_argument("--to", help="write to this file (default: stdout)")
+    export.add_argument(
+        "--include-master-paths", action="store_true", help="name local files by file:// URI (default: by item id)"
+    )
     iiif = commands.add_parser("iiif", help="write a IIIF Presentation 3 manifest of the restored derivatives")
     iiif.add_argument("output", help="output URI holding the derivatives and _provenance/")
     iiif.add_argument("--base-url", required=True, help="public URL where OUTPUT is published (derivatives: BASE/key)")
     iiif.add_argument("--run", help="only the derivatives this run wrote (default: every item's latest)")
     iiif.add_argument("--image-service", help="IIIF Image API 3 service serving the derivatives by key (else static)")
     iiif.add_argument("--label", help="the manifest's label (default: the collections named in the manifest)")
+    iiif.add_argument(
+        "--include-master-paths", action="store_true", help="name and link local masters by file:// URI (default: not)"
+    )
     prune = commands.add_parser("prune", help="remove kept intermediates no current chain key needs")
     prune.add_argument("output", help="output URI holding _intermediates/ and _provenance/")
     prune.add_argument("--keep-runs", type=int, default=1, help="keep what each item's last N runs recorded (1)")
@@ -188,7 +194,7 @@ def export_command(args: argparse.Namespace) -> int:
     if table.num_rows == 0:
         print(f"patina: no provenance under {output}" + (f" for run {args.run}" if args.run else ""), file=sys.stderr)
         return EXIT_USAGE
-    document = premis_document(table)
+    document = premis_document(table, include_paths=args.include_master_paths)
     if args.to:
         atomic_write(os.path.abspath(args.to), document)
     else:
@@ -241,7 +247,9 @@ def iiif_command(args: argparse.Namespace) -> int:
     rows = read_provenance(output).to_pylist()
     derivatives = latest_derivatives(rows, args.run)
     try:
-        document = manifest(derivatives, output, args.base_url, image_size, args.image_service, args.label)
+        document = manifest(
+            derivatives, output, args.base_url, image_size, args.image_service, args.label, args.include_master_paths
+        )
     except ValueError as exc:
         print(f"patina: {exc}" + (f" for run {args.run}" if args.run else ""), file=sys.stderr)
         return EXIT_USAGE

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from patina.manifests.provenance import described
+from patina.manifests.published import file_uri, is_public
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".webp": "image/webp"}
@@ -74,11 +75,14 @@ def manifest(
     size: Size,
     image_service: str | None = None,
     label: str | None = None,
+    include_master_paths: bool = False,
 ) -> dict[str, Any]:
     """The IIIF Presentation 3 manifest (a JSON-able dict) of ``derivatives`` (see :func:`latest_derivatives`).
 
     ``base_url`` is where ``output_uri`` is published: a derivative at ``OUT/key.png`` is
-    ``BASE/key.png``, the manifest ``BASE/_iiif/manifest.json``.
+    ``BASE/key.png``, the manifest ``BASE/_iiif/manifest.json``. A master on the web or in object
+    storage is named and linked by its URI; a local one by its item id only, unless
+    ``include_master_paths`` (then its ``file://`` URI): a published manifest names no local path.
     """
     if not derivatives:
         raise ValueError(f"no restored derivatives under {output_uri}")
@@ -97,9 +101,9 @@ def manifest(
         "@context": CONTEXT,
         "id": f"{base}/{IIIF_DIR}/manifest.json",
         "type": "Manifest",
-        "label": _text(label or (", ".join(collections) if collections else f"Restored derivatives of {out}"), "en"),
+        "label": _text(label or (", ".join(collections) if collections else f"Restored derivatives of {base}"), "en"),
         "summary": _text("Derivatives restored by patina; the masters are unchanged (linked from each canvas).", "en"),
-        "items": [_canvas(d, base, published, size, image_service) for d in derivatives],
+        "items": [_canvas(d, base, published, size, image_service, include_master_paths) for d in derivatives],
     }
     statements = {d["descriptive"].get("rights") for d in derivatives}
     if len(statements) == 1 and (shared := statements.pop()) and is_uri(shared):
@@ -108,8 +112,9 @@ def manifest(
 
 
 def _canvas(
-    derivative: dict[str, Any], base: str, published: Callable[[str], str], size: Size, image_service: str | None
-) -> dict[str, Any]:
+    derivative: dict[str, Any], base: str, published: Callable[[str], str], size: Size, image_service: str | None,
+    include_master_paths: bool,
+) -> dict[str, Any]:  # fmt: skip
     fields = derivative["descriptive"]
     uri = derivative["output_uri"]
     key = uri.rsplit("/", 1)[-1]
@@ -129,8 +134,10 @@ def _canvas(
         body["format"] = "image/jpeg"
         body["service"] = [{"id": service, "type": "ImageService3", "profile": "level1"}]
     metadata = [_pair(LABELS[name], fields[name]) for name in LABELS if fields.get(name)]
+    master = derivative["source_uri"]
+    master_link = master if is_public(master) else file_uri(master) if include_master_paths else None
     metadata += [
-        _pair("Master", derivative["source_uri"]),
+        _pair("Master", master_link or f"{derivative['item_id']} (held by the archive; not published)"),
         _pair("Restoration", "; ".join(derivative["steps"]) or "no step changed the pixels"),
         _pair("patina run", derivative["run_id"]),
     ]
@@ -142,7 +149,7 @@ def _canvas(
         "width": width,
         "metadata": metadata,
         "seeAlso": [
-            {"id": _as_uri(derivative["source_uri"]), "type": "Image", "label": _text("master (unchanged)", "en")},
+            *([{"id": master_link, "type": "Image", "label": _text("master (unchanged)", "en")}] * bool(master_link)),
             {
                 "id": f"{base}/_reports/{derivative['run_id']}.html",
                 "type": "Text",
@@ -183,11 +190,6 @@ def _canvas(
 
 
 ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$")
-
-
-def _as_uri(location: str) -> str:
-    """A URI as given; a local path as a ``file://`` URI (a IIIF ``id`` is a URI)."""
-    return location if "://" in location else "file://" + location
 
 
 def _is_date(text: str) -> bool:

@@ -23,6 +23,9 @@ from typing import Any
 import pyarrow as pa
 
 from patina.manifests.provenance import described
+from patina.manifests.published import identifier
+
+Names = dict[str, tuple[str, str]]  # location -> (identifier type, value) in this document
 
 PREMIS = "http://www.loc.gov/premis/v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -69,6 +72,7 @@ def rights_id(statement: str) -> str:
 
 def _object(
     root: ET.Element,
+    names: Names,
     uri: str,
     sha256: str | None,
     media_type: str,
@@ -77,7 +81,7 @@ def _object(
     properties: dict[str, str],
 ) -> None:
     obj = _el(root, "object", **{f"{{{XSI}}}type": "premis:file"})
-    _identifier(obj, "objectIdentifier", "URI", uri)
+    _identifier(obj, "objectIdentifier", *names[uri])
     for name in SIGNIFICANT:
         if properties.get(name):
             prop = _el(obj, "significantProperties")
@@ -95,7 +99,7 @@ def _object(
         relation = _el(obj, "relationship")
         _el(relation, "relationshipType", "derivation")
         _el(relation, "relationshipSubType", "has source")
-        _identifier(relation, "relatedObjectIdentifier", "URI", source)
+        _identifier(relation, "relatedObjectIdentifier", *names[source])
         if event is not None:
             _identifier(relation, "relatedEventIdentifier", "local", event)
     if properties.get("rights"):
@@ -110,20 +114,30 @@ def software_agent(version: str) -> str:
     return f"patina {version}"
 
 
-def premis_document(table: pa.Table) -> bytes:
-    """PREMIS 3 XML for every row of a provenance table."""
+def premis_document(table: pa.Table, include_paths: bool = False) -> bytes:
+    """PREMIS 3 XML for every row of a provenance table. Masters and derivatives on the web or in object
+    storage are identified by their URI; local ones by item id and role (``master/ITEM``), or with
+    ``include_paths`` by their ``file://`` URI (:mod:`patina.manifests.published`)."""
     rows = sorted(table.to_pylist(), key=lambda r: (r["run_id"], r["item_id"], r["stage_index"] or 0))
     root = ET.Element(f"{{{PREMIS}}}premis", {"version": "3.0", f"{{{XSI}}}schemaLocation": SCHEMA_LOCATION})
-    covered = _objects(root, rows)
+    names: Names = {}
     for row in rows:
-        _event(root, row)
+        for location, role in ((row["source_uri"], "master"), (row["output_uri"], "derivative")):
+            if location and location not in names:
+                kind, value = identifier(location, row["item_id"], role, include_paths)
+                taken = {v for _, v in names.values()}
+                names[location] = kind, next(f"{value}#{n}" for n in range(1, len(names) + 2)
+                                             if f"{value}#{n}" not in taken) if value in taken else value  # fmt: skip
+    covered = _objects(root, names, rows)
+    for row in rows:
+        _event(root, names, row)
     _agents(root, rows)
-    _rights(root, covered)
+    _rights(root, names, covered)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _objects(root: ET.Element, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+def _objects(root: ET.Element, names: Names, rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Master and derivative objects; returns ``{rights statement: [object URIs]}``."""
     masters: dict[str, tuple[str | None, str]] = {}
     derivatives: dict[str, tuple[str | None, str, str, str]] = {}
@@ -147,16 +161,16 @@ def _objects(root: ET.Element, rows: list[dict[str, Any]]) -> dict[str, list[str
             by_uri[row["output_uri"]] = item
     covered: dict[str, list[str]] = {}
     for uri, (sha, media) in masters.items():
-        _object(root, uri, sha, media, None, None, by_uri.get(uri, {}))
+        _object(root, names, uri, sha, media, None, None, by_uri.get(uri, {}))
     for uri, (sha, media, source, event) in derivatives.items():
-        _object(root, uri, sha, media, source, event, by_uri.get(uri, {}))
+        _object(root, names, uri, sha, media, source, event, by_uri.get(uri, {}))
     for uri in [*masters, *derivatives]:
         if statement := by_uri.get(uri, {}).get("rights"):
             covered.setdefault(statement, []).append(uri)
     return covered
 
 
-def _rights(root: ET.Element, covered: dict[str, list[str]]) -> None:
+def _rights(root: ET.Element, names: Names, covered: dict[str, list[str]]) -> None:
     """One ``rights`` entity per distinct statement, linked to every object it covers."""
     for statement, uris in sorted(covered.items()):
         rights = _el(_el(root, "rights"), "rightsStatement")
@@ -175,10 +189,10 @@ def _rights(root: ET.Element, covered: dict[str, list[str]]) -> None:
             _el(info, "otherRightsBasis", "rights statement" if is_uri else "manifest rights note")
             _el(info, "otherRightsNote", statement)
         for uri in uris:
-            _identifier(rights, "linkingObjectIdentifier", "URI", uri)
+            _identifier(rights, "linkingObjectIdentifier", *names[uri])
 
 
-def _event(root: ET.Element, row: dict[str, Any]) -> None:
+def _event(root: ET.Element, names: Names, row: dict[str, Any]) -> None:
     event = _el(root, "event")
     _identifier(event, "eventIdentifier", "local", event_id(row))
     _el(event, "eventType", EVENT_TYPES.get(row["stage"], MODIFYING))
@@ -187,19 +201,30 @@ def _event(root: ET.Element, row: dict[str, Any]) -> None:
         f"program={software_agent(row['patina_version'])}; stage={row['stage']}; model={row['model_id']}; "
         f"params={row['params']}; decisions={row['decisions']}"
     )
-    _el(_el(event, "eventDetailInformation"), "eventDetail", detail)
+    _el(_el(event, "eventDetailInformation"), "eventDetail", _named(detail, names, row))
     outcome = _el(event, "eventOutcomeInformation")
     _el(outcome, "eventOutcome", row["status"])
     if row["error_message"]:
         note = f"{row['error_type']}: {row['error_message']}"
-        _el(_el(outcome, "eventOutcomeDetail"), "eventOutcomeDetailNote", note)
+        _el(_el(outcome, "eventOutcomeDetail"), "eventOutcomeDetailNote", _named(note, names, row))
     _identifier(event, "linkingAgentIdentifier", "local", software_agent(row["patina_version"]), "executing program")
     if row["model_id"]:
         _identifier(event, "linkingAgentIdentifier", "local", row["model_id"], "implementer")
     if row["source_uri"]:
-        _identifier(event, "linkingObjectIdentifier", "URI", row["source_uri"], "source")
+        _identifier(event, "linkingObjectIdentifier", *names[row["source_uri"]], "source")
     if row["stage"] == "write" and row["output_uri"]:
-        _identifier(event, "linkingObjectIdentifier", "URI", row["output_uri"], "outcome")
+        _identifier(event, "linkingObjectIdentifier", *names[row["output_uri"]], "outcome")
+
+
+def _named(text: str, names: Names, row: dict[str, Any]) -> str:
+    """``text`` (an event's detail or error) with the row's own master and derivative locations replaced by
+    their names in this document, so that an error such as "not found: /home/.../scan.tif" names no path
+    that the identifiers leave out."""
+    for location in (row["source_uri"], row["output_uri"]):
+        if location and location in names and names[location][1] != location:
+            for form in {location, location.removeprefix("file://")}:
+                text = text.replace(form, names[location][1])
+    return text
 
 
 def _agents(root: ET.Element, rows: Iterable[dict[str, Any]]) -> None:

@@ -122,7 +122,13 @@ def test_provenance_premis_and_report_carry_them(described_run):
     etree.XMLSchema(etree.parse(str(XSD))).assertValid(etree.fromstring(document))
     root = ET.fromstring(document)
     objects = {o.find(f"{P}objectIdentifier/{P}objectIdentifierValue").text: o for o in root.iter(f"{P}object")}
-    master = next(o for uri, o in objects.items() if uri.endswith("scan-0.jpg"))
+    master = objects["master/item/0"]  # a local master: by item id and role, never by its path
+    assert str(described_run.parent) not in document.decode() and "file://" not in document.decode()
+    assert {t.text for t in root.iter(f"{P}objectIdentifierType")} == {"local"}
+    with_paths = ET.fromstring(premis_document(table, include_paths=True))  # asked for: file:// URIs, typed URI
+    located = {o.findtext(f"{P}objectIdentifier/{P}objectIdentifierValue") for o in with_paths.iter(f"{P}object")}
+    assert any(v.startswith("file:///") and v.endswith("/scan-0.jpg") for v in located)
+    assert {t.text for t in with_paths.iter(f"{P}objectIdentifierType")} == {"URI"}
     properties = {
         p.find(f"{P}significantPropertiesType").text: p.find(f"{P}significantPropertiesValue").text
         for p in master.iter(f"{P}significantProperties")
@@ -138,7 +144,7 @@ def test_provenance_premis_and_report_carry_them(described_run):
         for r in root.iter(f"{P}rightsStatement")
     }
     assert set(statements) == {"license", "other"}  # CC BY a licence; the rights statement URI "other"
-    assert any(uri.endswith("item%2F1.png") for uri in statements["license"])
+    assert "derivative/item/1" in statements["license"]
     assert len(statements["other"]) == 2  # scan-0's master and derivative (the lost print has no object)
 
     html = Path(write_report(str(described_run), "20260301T000000Z-dddddd")).read_text()
@@ -202,7 +208,13 @@ def test_iiif_manifest_of_the_derivatives_publishes_them_with_their_rights(descr
     pairs = {p["label"]["en"][0]: p["value"]["none"][0] for p in first["metadata"]}
     assert pairs["Creator"] == "Anna Ström" and pairs["Collection"] == "Harbour views"
     assert pairs["Restoration"].startswith("assess: classical/assess@2; enhance: classical/tone@3")
-    assert first["seeAlso"][0]["id"].startswith("file://") and first["seeAlso"][0]["id"].endswith("scan-0.jpg")
+    assert pairs["Master"] == "item/0 (held by the archive; not published)"
+    text = (published / "_iiif" / "manifest.json").read_text()
+    assert "file://" not in text and str(described_run.parent) not in text  # no local path is published
+    assert [s["label"]["en"][0] for s in first["seeAlso"]] == ["processing report of the run"]
+    assert main(["iiif", str(described_run), "--base-url", f"{url}/published", "--include-master-paths"]) == 0
+    asked = json.loads((described_run / "_iiif" / "manifest.json").read_text())["items"][0]
+    assert asked["seeAlso"][0]["id"].startswith("file:///") and asked["seeAlso"][0]["id"].endswith("/scan-0.jpg")
 
     # A IIIF reader (patina's own) takes the published manifest over HTTP: every canvas, its title,
     # and the derivative's very bytes behind each image URL (keys with their own escapes included)

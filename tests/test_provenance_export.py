@@ -7,6 +7,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import duckdb
 import pytest
@@ -40,7 +41,7 @@ def two_runs(ray_local, tmp_path_factory):
 
 def test_premis_document_has_objects_events_agents_in_schema_order(two_runs):
     table = read_provenance(str(two_runs))
-    document = premis_document(table)
+    document = premis_document(table, include_paths=True)  # local files by file:// URI, to check their fixity
     schema = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "fixtures" / "premis" / "premis-v3-0.xsd")))
     schema.assertValid(etree.fromstring(document))  # the Library of Congress schema accepts it
     root = ET.fromstring(document)
@@ -66,7 +67,7 @@ def test_premis_document_has_objects_events_agents_in_schema_order(two_runs):
         uri = obj.findtext(f"{P}objectIdentifier/{P}objectIdentifierValue")
         digest = obj.findtext(f"{P}objectCharacteristics/{P}fixity/{P}messageDigest")
         assert obj.findtext(f"{P}objectCharacteristics/{P}fixity/{P}messageDigestAlgorithm") == "SHA-256"
-        assert hashlib.sha256(Path(uri).read_bytes()).hexdigest() == digest
+        assert hashlib.sha256(Path(unquote(urlparse(uri).path)).read_bytes()).hexdigest() == digest
         relation = obj.find(f"{P}relationship")
         assert relation.findtext(f"{P}relationshipType") == "derivation"
         source = relation.findtext(f"{P}relatedObjectIdentifier/{P}relatedObjectIdentifierValue")
