@@ -13,7 +13,7 @@ the inpainter):
   its pixels the stages changed (any channel by more than 2/255). The target is at most 1 %:
   writing on a print is part of the object.
 
-    python benchmarks/false_alarms.py [--detector ID ...] [--inpainter ID] [--count N] [--json OUT]
+    python benchmarks/false_alarms.py [--detector ID ...] [--inpainter ID] [--count N] [--catalogue TOML] [--json OUT]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from patina.models.metrics import psnr, ssim
-from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, installed
+from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, installed, load_extensions
 from patina.models.stage import StageInput
 
 HERE = Path(__file__).resolve().parent
@@ -95,8 +95,11 @@ def main() -> None:
     parser.add_argument("--detector", nargs="*", default=None, help="detector ids (default: every installed one)")
     parser.add_argument("--inpainter", default=DEFAULT_MODELS["inpaint"])
     parser.add_argument("--count", type=int, default=10_000, help="clean photographs at most")
+    parser.add_argument("--catalogue", action="append", default=[], help="register a trained model's catalogue")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    for catalogue in args.catalogue:
+        load_extensions(catalogues=[catalogue])
     detectors = args.detector or installed("detect_damage")
     inpainter = build_stage(args.inpainter, default_params(args.inpainter))
     paths = sorted((args.corpus / "val").glob("*.jpg"))[: args.count]

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from patina.manifests.provenance import described, run_dataset, run_ids, scan
+from patina.manifests.published import file_uri, is_public
 from patina.manifests.storage import atomic_write, join_uri, read_bytes
 from patina.models.codecs import decode_image
 from patina.models.image import transport_to_pixels
@@ -32,13 +33,14 @@ from patina.models.image import transport_to_pixels
 log = logging.getLogger(__name__)
 
 REPORTS_DIR = "_reports"
-THUMBNAIL_PX = 256
+THUMBNAIL_PX = 480  # each side of a before/after pair (the full files are a click away)
 CATEGORICAL = {"assess": ("kind",), "enhance": ("kind", "route")}  # decisions worth counting per stage
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
-.pair{display:inline-block;margin:.5em;vertical-align:top}.pair img{max-width:256px;display:block}
+.pair{margin:1em 0;padding-bottom:.5em;border-bottom:1px solid #eee}.pair .sides{display:flex;gap:6px;flex-wrap:wrap}
+.pair figure{margin:0}.pair img{width:min(480px,46vw);height:auto;display:block}.pair figcaption{font-size:.85em;color:#555}
 .face{display:inline-block;margin:.5em;vertical-align:top}
 .face img{max-width:45vw;margin-right:2px;image-rendering:pixelated}
 .failed{color:#a00}.flag{color:#a60}.warn{background:#fff4d6;border-left:4px solid #a60;padding:.5em}
@@ -349,15 +351,19 @@ def _failures(failed: dict[str, dict[str, Any]]) -> str:
 
 
 def _pair(item_id: str, rows: list[dict[str, Any]], flagged: bool, storage_options: dict | None) -> str:
+    """Before and after side by side, labelled, each linking to its full-resolution file."""
     write = next(r for r in rows if r["stage"] == "write")
-    images = [_thumbnail(uri, storage_options) for uri in (write["source_uri"], write["output_uri"])]
-    cells = "".join(
-        f"<img alt='{label}' src='{src}'>" if src else f"<p>{label}: unreadable</p>"
-        for label, src in zip(("before", "after"), images, strict=True)
-    )
+    sides = []
+    for label, uri in (("before: the master", write["source_uri"]), ("after: the derivative", write["output_uri"])):
+        src, link = _thumbnail(uri, storage_options), html.escape(uri if is_public(uri) else file_uri(uri), quote=True)
+        picture = f"<a href='{link}'><img alt='{label}' src='{src}'></a>" if src else f"<p>{label}: unreadable</p>"
+        sides.append(f"<figure>{picture}<figcaption>{label} (click for full resolution)</figcaption></figure>")
     note = "".join(f"<p class='flag'>{html.escape(w)}</p>" for w in _warnings(rows)) if flagged else ""
     caption = _caption(described(rows))
-    return f"<div class='pair'><p><b>{html.escape(item_id)}</b></p>{caption}{cells}{note}</div>"
+    return (
+        f"<div class='pair'><p><b>{html.escape(item_id)}</b></p>{caption}"
+        f"<div class='sides'>{''.join(sides)}</div>{note}</div>"
+    )
 
 
 def _faces(items: dict[str, list[dict[str, Any]]], storage_options: dict | None) -> str:

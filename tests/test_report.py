@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pytest
@@ -23,12 +24,15 @@ class _Collect(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.images: list[dict] = []
+        self.links: list[str] = []
         self.text: list[str] = []
         self.scripts = 0
 
     def handle_starttag(self, tag, attrs):
         if tag == "img":
             self.images.append(dict(attrs))
+        if tag == "a":
+            self.links.append(dict(attrs).get("href", ""))
         if tag == "script":
             self.scripts += 1
 
@@ -68,6 +72,10 @@ def test_report_has_counts_timings_failures_and_thumbnails(reported):
     assert "frames (animated)" in text  # the flagged item is shown with its warning
     thumbnails = [img for img in page.images if img["src"].startswith("data:image/jpeg;base64,")]
     assert len(thumbnails) == 2 * 4  # before and after for the three restored scans and the flagged GIF
+    assert [img["alt"] for img in thumbnails[:2]] == ["before: the master", "after: the derivative"]
+    assert "before: the master (click for full resolution)" in text
+    links = [href for href in page.links if href.startswith("file:///")]
+    assert len(links) == 8 and all(Path(unquote(urlparse(href).path)).exists() for href in links)
 
 
 def test_cli_report_for_an_unknown_run_is_a_clear_error(reported, tmp_path):
@@ -97,6 +105,24 @@ def test_report_renders_in_headless_chromium(reported, tmp_path):
         ["chromium", *flags, "--dump-dom", f"file://{uri}"], capture_output=True, text=True, timeout=120
     )
     assert "patina run" in dom.stdout and dom.stdout.count("<img") == 8
+    # side by side as a reviewer sees them: the pair's two pictures on one row, the after right of the before
+    script = tmp_path / "layout.html"
+    script.write_text(
+        Path(uri)
+        .read_text()
+        .replace(
+            "</body>",
+            "<script>const f=document.querySelector('.pair .sides').querySelectorAll('img');"
+            "const a=f[0].getBoundingClientRect(),b=f[1].getBoundingClientRect();"
+            "document.title=[Math.round(a.top),Math.round(b.top),Math.round(a.right),Math.round(b.left),"
+            "Math.round(a.width)].join(',');</script></body>",
+        )
+    )
+    laid = subprocess.run(
+        ["chromium", *flags, "--dump-dom", f"file://{script}"], capture_output=True, text=True, timeout=120
+    )
+    top_a, top_b, right_a, left_b, width = map(int, laid.stdout.split("<title>")[1].split("</title>")[0].split(","))
+    assert top_a == top_b and left_b > right_a and width > 256, laid.stdout[:300]
 
 
 def test_report_warns_that_colorize_is_experimental_only_when_it_ran(reported):
