@@ -40,7 +40,8 @@ STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 .pair{margin:1em 0;padding-bottom:.5em;border-bottom:1px solid #eee}.pair .sides{display:flex;gap:6px;flex-wrap:wrap}
-.pair figure{margin:0}.pair img{width:min(480px,46vw);height:auto;display:block}.pair figcaption{font-size:.85em;color:#555}
+.pair figure{margin:0}.pair img{width:min(480px,46vw);height:auto;display:block}
+.pair figcaption{font-size:.85em;color:#555}
 .face{display:inline-block;margin:.5em;vertical-align:top}
 .face img{max-width:45vw;margin-right:2px;image-rendering:pixelated}
 .failed{color:#a00}.flag{color:#a60}.warn{background:#fff4d6;border-left:4px solid #a60;padding:.5em}

@@ -168,6 +168,30 @@ def status(spec: ModelSpec, check: bool = False, root: Path | None = None) -> We
     return WeightsStatus(True, True, str(path), "" if expected else "no sha256 to check against")
 
 
+def download_cause(exc: BaseException) -> str:
+    """Why a download failed, in words, from the exception and its causes (fsspec re-raises a failed HTTP
+    request as a FileNotFoundError naming only the URL): no network or DNS, a refused or timed-out
+    connection, an HTTP status, else the deepest cause's own message."""
+    import socket
+
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    names = {type(e).__name__ for e in chain}
+    deepest = chain[-1]
+    if any(isinstance(e, socket.gaierror) for e in chain) or "ClientConnectorDNSError" in names:
+        return f"the host cannot be resolved: no network or no DNS here ({deepest})"
+    if any(isinstance(e, (ConnectionRefusedError, TimeoutError)) for e in chain) or "ServerTimeoutError" in names:
+        return f"no connection to the host ({type(deepest).__name__}: {deepest})"
+    for e in chain:
+        if isinstance(getattr(e, "status", None), int):
+            return f"HTTP {e.status} {getattr(e, 'message', '') or ''}".rstrip()
+    if len(chain) == 1 and isinstance(exc, FileNotFoundError):
+        return "not found there (HTTP 404, or no such file)"
+    return f"{type(deepest).__name__}: {deepest}"
+
+
 def pull(spec: ModelSpec, root: Path | None = None, storage_options: dict | None = None) -> Path:
     """Download ``spec``'s weights into the cache (verified, atomic); a no-op when already there."""
     if spec.weights_uri is None:
@@ -191,7 +215,7 @@ def pull(spec: ModelSpec, root: Path | None = None, storage_options: dict | None
                     tmp.write(chunk)
         except (OSError, ValueError) as exc:
             partial.unlink(missing_ok=True)
-            raise WeightsError(f"{spec.id}: cannot download {spec.weights_uri}: {exc}") from exc
+            raise WeightsError(f"{spec.id}: cannot download {spec.weights_uri}: {download_cause(exc)}") from exc
     actual = digest.hexdigest()
     if expected is not None and actual != expected:
         partial.unlink(missing_ok=True)

@@ -333,3 +333,29 @@ def test_replacing_gives_each_writer_its_own_temporary_and_keeps_the_old_file_on
         tmp.write_bytes(b"half")
         raise RuntimeError("killed mid-write")
     assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "where, cause",
+    [
+        ("{base}/forbidden/weights.pth", "HTTP 403"),
+        ("{base}/no-such-weights.pth", "HTTP 404"),
+        ("http://patina-weights.invalid/weights.pth", "the host cannot be resolved: no network or no DNS here"),
+        ("http://127.0.0.1:{free}/weights.pth", "no connection to the host"),
+    ],
+)
+def test_a_failed_download_names_its_cause_and_the_url_once(http_server, weights_cache, where, cause):
+    import socket
+
+    from patina.models.weights import WeightsError, pull
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    url = where.format(base=http_server[0], free=free)
+    spec = ModelSpec("test/unreachable@1", "enhance", "ESRGAN", "test", "unreachable", url, None)
+    with pytest.raises(WeightsError) as raised:
+        pull(spec)
+    message = str(raised.value)
+    assert message.startswith(f"test/unreachable@1: cannot download {url}: ") and cause in message
+    assert message.count(url) == 1 and not list((weights_cache / ".partial").iterdir())
