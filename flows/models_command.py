@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -40,10 +41,28 @@ def models_command(args: argparse.Namespace) -> int:
     return _pull(specs)
 
 
+def _files(spec) -> list:
+    """Every weights file a model needs: its own and its stage's auxiliary ones (a face detector's ONNX, the
+    identity gate's models), those with weights only."""
+    needed = [spec, *registry.entry(spec.id).implementation.auxiliary_weights()]
+    return [each for each in needed if each.weights_uri is not None]
+
+
+def _availability(spec):
+    """The model's own status, made absent (naming the file and how to get it) when an auxiliary file is."""
+    found = status(spec)
+    for extra in _files(spec)[1:] if spec.weights_uri is None or found.present else []:
+        extra_found = status(extra)
+        if not extra_found.present:
+            detail = f"needs {extra.id} ({extra.weights_uri}), not here: patina models pull {spec.id} fetches it"
+            return dataclasses.replace(found, present=False, detail=detail)
+    return found
+
+
 def _list(specs: list, as_json: bool) -> int:
     defaults = set(registry.DEFAULT_MODELS.values())
     for spec in specs:
-        found = status(spec)
+        found = _availability(spec)
         row = {
             "id": spec.id,
             "stage": spec.stage,
@@ -51,6 +70,7 @@ def _list(specs: list, as_json: bool) -> int:
             "architecture": spec.architecture,
             "license": spec.license,
             "weights": spec.weights_uri or "none (classical)",
+            "auxiliary": [extra.id for extra in _files(spec) if extra is not spec],
             "sha256": spec.sha256,
             "present": found.present,
             "location": found.location,
@@ -72,30 +92,36 @@ def _list(specs: list, as_json: bool) -> int:
 def _verify(specs: list, explicit: bool) -> int:
     failed = 0
     for spec in specs:
-        if spec.weights_uri is None:
-            continue
-        found = status(spec, check=True)
-        if not found.present:
-            if explicit:
-                print(f"MISSING  {spec.id}: {found.detail}")
+        files = _files(spec)
+        if not files or not (explicit or status(files[0]).present):
+            continue  # without ids: only the models whose own weights are here
+        for each in files:
+            name = spec.id if each is spec else f"{spec.id} needs {each.id}"
+            found = status(each, check=True)
+            if not found.present:
+                detail = found.detail if each is spec else f"not here: patina models pull {spec.id} fetches it"
+                print(f"MISSING  {name}: {detail}")
                 failed += 1
-            continue
-        if found.verified is False:
-            print(f"BAD      {spec.id}: {found.detail}")
-            failed += 1
-        else:
-            print(f"OK       {spec.id}: {found.location} {found.detail}".rstrip())
+            elif found.verified is False:
+                print(f"BAD      {name}: {found.detail}")
+                failed += 1
+            else:
+                print(f"OK       {name}: {found.location} {found.detail}".rstrip())
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def _pull(specs: list) -> int:
     failed = 0
     for spec in specs:
-        try:
-            path = pull(spec)
-        except WeightsError as exc:
-            print(f"patina: {exc}", file=sys.stderr)
+        if not _files(spec):
+            print(f"patina: {spec.id} is a classical method: it has no weights to pull", file=sys.stderr)
             failed += 1
-            continue
-        print(f"{spec.id}: {path}")
+        for each in _files(spec):
+            try:
+                path = pull(each)
+            except WeightsError as exc:
+                print(f"patina: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"{each.id}: {path}")
     return EXIT_FAILED if failed else EXIT_OK

