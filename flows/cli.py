@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--include-master-paths", action="store_true", help="name local files by file:// URI (default: by item id)"
     )
+    bag = commands.add_parser("bag", help="write a BagIt bag of a run's derivatives, provenance, PREMIS and report")
+    bag.add_argument("output", nargs="?", help="output URI holding the derivatives and _provenance/")
+    bag.add_argument("--run", help="the run to bag (default: the latest)")
+    bag.add_argument("--to", help="a new local folder for the bag")
+    bag.add_argument("--validate", metavar="BAG", help="instead: check an existing bag, naming every bad file")
     iiif = commands.add_parser("iiif", help="write a IIIF Presentation 3 manifest of the restored derivatives")
     iiif.add_argument("output", help="output URI holding the derivatives and _provenance/")
     iiif.add_argument("--base-url", required=True, help="public URL where OUTPUT is published (derivatives: BASE/key)")
@@ -123,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         return report_command(args)
     if args.command == "iiif":
         return iiif_command(args)
+    if args.command == "bag":
+        return bag_command(args)
     if args.command == "prune":
         return prune_command(args)
     if args.command == "models":
@@ -235,6 +242,37 @@ def image_size(uri: str) -> tuple[int, int]:
     fs, path = filesystem(uri)
     with fs.open(path, "rb") as handle, Image.open(handle) as image:
         return image.size
+
+
+def bag_command(args: argparse.Namespace) -> int:
+    """``patina bag OUT [--run R] --to DEST``: a BagIt bag of the run; ``patina bag --validate BAG``: check one."""
+    from pathlib import Path
+
+    from patina.manifests.bagging import BagError, bag_run, validate_bag
+    from patina.manifests.provenance import run_ids
+
+    if args.validate:
+        problems = validate_bag(Path(args.validate))
+        for problem in problems:
+            print(f"BAD      {problem}")
+        print(f"{args.validate}: " + (f"{len(problems)} problem(s)" if problems else "valid"))
+        return EXIT_ERROR if problems else EXIT_OK
+    if not args.output or not args.to:
+        print("patina: bag needs OUTPUT and --to DEST (or --validate BAG)", file=sys.stderr)
+        return EXIT_USAGE
+    output = _uri(args.output)
+    run = args.run or next(iter(reversed(run_ids(output))), None)
+    if run is None:
+        print(f"patina: no provenance under {output}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        bagged = bag_run(output, run, Path(args.to))
+    except BagError as exc:
+        print(f"patina: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{bagged.path}: bag of run {run}: {bagged.derivatives} derivatives, {bagged.payload_files} files, "
+          f"{bagged.payload_bytes} bytes (sha256 and sha512 manifests)")  # fmt: skip
+    return EXIT_OK
 
 
 def iiif_command(args: argparse.Namespace) -> int:

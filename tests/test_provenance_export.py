@@ -113,3 +113,59 @@ def test_documented_duckdb_queries_answer_the_archivists_questions(two_runs):
     ).fetchall()
     after = DEFAULT_STEPS[DEFAULT_STEPS.index("enhance") :]
     assert changed == [(f"item/{i}", stage) for i in range(2) for stage in after]
+
+
+def test_a_run_is_bagged_with_its_derivatives_provenance_premis_and_report(two_runs, tmp_path, capsys):
+    import bagit
+
+    from patina.flows.cli import main
+    from patina.flows.report import write_report
+
+    run = "20260102T000000Z-bbbbbb"
+    write_report(str(two_runs), run)
+    dest = tmp_path / "bags" / "run-b"
+    assert main(["bag", str(two_runs), "--run", run, "--to", str(dest)]) == 0
+    assert "2 derivatives" in capsys.readouterr().out
+    bag = bagit.Bag(str(dest))
+    assert bag.is_valid() and set(bag.algorithms) == {"sha256", "sha512"}
+    payload = sorted(str(Path(p).relative_to("data")) for p in bag.payload_files())
+    derivatives = [p for p in payload if p.startswith("derivatives/")]
+    assert len(derivatives) == 2 and "premis.xml" in payload and "report.html" in payload
+    assert any(p.startswith(f"provenance/{run}/part-") and p.endswith(".parquet") for p in payload)
+    table = read_provenance(str(two_runs))
+    written = {
+        r["output_uri"]: r["output_sha256"] for r in table.to_pylist() if r["run_id"] == run and r["stage"] == "write"
+    }
+    for path in derivatives:  # the very bytes the run wrote
+        assert hashlib.sha256((dest / "data" / path).read_bytes()).hexdigest() in set(written.values())
+    info = bag.info
+    assert info["Patina-Run-Id"] == run and info["External-Identifier"] == run and info["Patina-Version"]
+    assert str(two_runs.parent) not in (dest / "data" / "premis.xml").read_text()  # nothing private published
+
+    assert main(["bag", "--validate", str(dest)]) == 0
+    corrupted = dest / "data" / derivatives[0]
+    corrupted.write_bytes(corrupted.read_bytes()[:-10] + b"0123456789")
+    assert main(["bag", "--validate", str(dest)]) == 1
+    out = capsys.readouterr().out
+    assert f"data/{derivatives[0]}" in out and "BAD" in out  # reported by name
+
+    assert main(["bag", str(two_runs), "--run", run, "--to", str(dest)]) == 2  # never over an existing folder
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_a_derivative_changed_since_its_run_is_not_bagged_and_nothing_is_left(two_runs, tmp_path):
+    import shutil
+
+    from patina.manifests.bagging import BagError, bag_run
+
+    out = tmp_path / "out"
+    shutil.copytree(two_runs, out)
+    run = "20260102T000000Z-bbbbbb"
+    rows = [r for r in read_provenance(str(out)).to_pylist() if r["run_id"] == run and r["stage"] == "write"]
+    changed = out / Path(rows[0]["output_uri"]).name
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    with pytest.raises(BagError, match=r"has changed since run 20260102T000000Z-bbbbbb wrote it"):
+        bag_run(str(out), run, tmp_path / "bag")
+    assert not (tmp_path / "bag").exists() and not list(tmp_path.glob(".bag.partial-*"))
+    with pytest.raises(BagError, match="no run 'nope'"):
+        bag_run(str(out), "nope", tmp_path / "bag")

@@ -89,6 +89,22 @@ def test_cli_takes_s3_endpoint_and_credentials_from_aws_variables(s3_endpoint, c
     log = s3.get_object(Bucket="archive", Key=f"derivatives/_logs/{run_id}.log")["Body"].read().decode()
     assert "streaming_executor" in log and "Beginning flow run" in log  # the run's log, uploaded at its end
 
+    # the run's BagIt bag, from S3 to a local folder, with the same credentials
+    bag = tmp_path / "bag"
+    bagged = subprocess.run(
+        [sys.executable, "-m", "patina.flows.cli", "bag", "s3://archive/derivatives", "--to", str(bag)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert bagged.returncode == 0, bagged.stderr
+    import bagit
+
+    payload = bagit.Bag(str(bag))
+    assert payload.is_valid() and payload.info["Patina-Run-Id"] == run_id
+    assert sum(p.endswith((".jpg", ".png")) for p in payload.payload_files()) == 4
+
 
 def test_credentials_in_the_config_are_refused_naming_the_ways_to_give_them():
     from patina.flows.config import ConfigError
