@@ -13,9 +13,20 @@ import logging
 import time
 from datetime import UTC, datetime
 
+import numpy as np
+
 from patina import __version__
 from patina.actors.intermediates import load_intermediate
-from patina.actors.item_state import EMPTY_PIXELS, ItemState, PipelineRow, PlannedRow, Step, WrittenRow, encode_mask
+from patina.actors.item_state import (
+    EMPTY_PIXELS,
+    ItemState,
+    PipelineRow,
+    PlannedRow,
+    Step,
+    WrittenRow,
+    decode_mask,
+    encode_mask,
+)
 from patina.actors.settings import RunSettings
 from patina.manifests.locations import refuse_master_target
 from patina.manifests.provenance import canonical_json, described, source_chain_key
@@ -30,6 +41,7 @@ log = logging.getLogger(__name__)
 
 READ_MODEL = "patina/read@1"
 WRITE_MODEL = "patina/write@1"
+MASKS_DIR = "_masks"
 
 
 class ChecksumMismatch(ValueError):
@@ -132,19 +144,37 @@ def write_item(row: PipelineRow, settings: RunSettings) -> WrittenRow:
         _, attempts = retrying(
             lambda: atomic_write(uri, data, settings.storage_options), settings.retry, f"write {uri}"
         )
+        decisions = {"bytes": len(data), "attempts": attempts} | _write_mask(row, settings)
     except Exception as exc:  # noqa: BLE001
         state.record(row, step, "failed", started, time.time() - started, error=exc)
     else:
         digest = hashlib.sha256(data).hexdigest()
         state.advance(step)
-        state.record(row, step, "ok", started, time.time() - started, {"bytes": len(data), "attempts": attempts})
+        state.record(row, step, "ok", started, time.time() - started, decisions)
         state.records = [dataclasses.replace(r, output_uri=uri, output_sha256=digest) for r in state.records]
     return {"item_id": row["item_id"], "state": state.to_json()}
 
 
+def mask_uri(output_uri: str, item_id: str) -> str:
+    """Where ``output.masks`` keeps an item's damage mask: ``OUT/_masks/KEY.png``."""
+    return join_uri(output_uri, MASKS_DIR, output_key(item_id) + ".png")
+
+
+def _write_mask(row: PipelineRow, settings: RunSettings) -> dict[str, object]:
+    """With ``output.masks``: the item's damage mask (white: filled as damage) beside the derivatives."""
+    if not settings.masks:
+        return {}
+    if not row["mask"]:
+        return {"mask": None}  # no stage marked anything (or none detects)
+    uri = mask_uri(settings.output_uri, row["item_id"])
+    atomic_write(uri, bytes(row["mask"]), settings.storage_options)
+    return {"mask": uri, "mask_pixels": int(np.count_nonzero(decode_mask(row["mask"])))}
+
+
 def write_step(fmt: str, settings: RunSettings) -> Step:
-    """The write step's identity: its params (format, quality) enter the chain key."""
+    """The write step's identity: its params (format, quality, whether masks are kept) enter the chain key."""
     params = {"format": fmt, "jpeg_quality": settings.jpeg_quality if fmt == "jpeg" else None}
+    params |= {"masks": True} if settings.masks else {}  # default chains keep their keys
     return Step("write", len(settings.stages) + 1, WRITE_MODEL, None, params)
 
 

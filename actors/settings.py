@@ -71,6 +71,7 @@ class RunSettings:
     stages: tuple[StageSettings, ...]
     output_format: str = "auto"
     jpeg_quality: int = 95
+    masks: bool = False  # write each item's damage mask as OUT/_masks/KEY.png (the report outlines it)
     max_pixels: int = 250_000_000  # refuse larger images before decoding them
     max_bytes: int = 4 * 2**30  # refuse larger masters before reading them
     read_stall_s: float = 120.0  # a master's read that delivers nothing this long fails the item

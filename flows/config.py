@@ -66,6 +66,7 @@ class StageConfig(_Strict):
 class OutputConfig(_Strict):
     format: Literal["auto", "png", "jpeg", "tiff", "webp"] = RunSettings.output_format
     jpeg_quality: int = Field(RunSettings.jpeg_quality, ge=1, le=100)
+    masks: bool = RunSettings.masks  # OUT/_masks/KEY.png: the damage mask the inpainter filled
 
 
 class InputConfig(_Strict):
@@ -232,6 +233,7 @@ class PipelineConfig(_Strict):
             stages=tuple(self._with_weights(self.stage_settings(s)) for s in self.stages),
             output_format=self.output.format,
             jpeg_quality=self.output.jpeg_quality,
+            masks=self.output.masks,
             max_pixels=self.input.max_pixels,
             max_bytes=self.input.max_bytes,
             read_stall_s=self.input.read_stall_s,

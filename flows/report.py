@@ -40,7 +40,9 @@ STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 .pair{margin:1em 0;padding-bottom:.5em;border-bottom:1px solid #eee}.pair .sides{display:flex;gap:6px;flex-wrap:wrap}
-.pair figure{margin:0}.pair img{width:min(480px,46vw);height:auto;display:block}
+.pair figure{margin:0}.pair img{width:min(480px,46vw);height:auto;display:block}.pair .stack{position:relative}
+.pair .outline{position:absolute;left:0;top:0;display:none;pointer-events:none}
+#masks:checked~.pair .outline{display:block}
 .pair figcaption{font-size:.85em;color:#555}
 .face{display:inline-block;margin:.5em;vertical-align:top}
 .face img{max-width:45vw;margin-right:2px;image-rendering:pixelated}
@@ -243,10 +245,22 @@ def render(run_id: str, rows: Rows, storage_options: dict | None = None, sample:
         _faces({item: detailed[item] for item in with_faces}, storage_options),
         f"<h2>Before and after ({len(shown)} of {tally.restored}: every flagged item{more_flagged} and the largest "
         "changes first, then a sample)</h2>",
+        _mask_toggle(detailed, shown),
         *(_pair(item_id, detailed[item_id], item_id in tally.flagged, storage_options) for item_id in shown),
         "</body></html>",
     ]
     return "".join(parts)
+
+
+def _mask_toggle(detailed: dict[str, list[dict[str, Any]]], shown: list[str]) -> str:
+    """The checkbox that outlines the damage masks over the befores, where the run kept masks."""
+    kept = sum(bool(_decisions_of(detailed[item], "write").get("mask")) for item in shown)
+    if not kept:
+        return ""
+    return (
+        "<input type='checkbox' id='masks'><label for='masks'> outline the damage masks in magenta "
+        f"({kept} of the items below have one)</label>"
+    )
 
 
 def _warnings(rows: list[dict[str, Any]]) -> list[str]:
@@ -352,13 +366,26 @@ def _failures(failed: dict[str, dict[str, Any]]) -> str:
 
 
 def _pair(item_id: str, rows: list[dict[str, Any]], flagged: bool, storage_options: dict | None) -> str:
-    """Before and after side by side, labelled, each linking to its full-resolution file."""
+    """Before and after side by side, labelled, each linking to its full-resolution file; over the before, the
+    outline of the damage mask (``output.masks``), shown by the page's checkbox."""
     write = next(r for r in rows if r["stage"] == "write")
+    mask = json.loads(write["decisions"] or "{}").get("mask")
     sides = []
     for label, uri in (("before: the master", write["source_uri"]), ("after: the derivative", write["output_uri"])):
-        src, link = _thumbnail(uri, storage_options), html.escape(uri if is_public(uri) else file_uri(uri), quote=True)
-        picture = f"<a href='{link}'><img alt='{label}' src='{src}'></a>" if src else f"<p>{label}: unreadable</p>"
-        sides.append(f"<figure>{picture}<figcaption>{label} (click for full resolution)</figcaption></figure>")
+        pixels = _thumbnail(uri, storage_options)
+        link = html.escape(uri if is_public(uri) else file_uri(uri), quote=True)
+        if pixels is None:
+            sides.append(f"<figure><p>{label}: unreadable</p></figure>")
+            continue
+        picture = f"<a href='{link}'><img alt='{label}' src='{_data_uri(pixels, '.jpg')}'></a>"
+        if mask and uri == write["source_uri"]:
+            outline = _outline(mask, pixels.shape[:2], storage_options)
+            alt = f"damage mask of {html.escape(item_id)}"
+            picture += f"<img class='outline' alt='{alt}' src='{outline}'>" if outline else ""
+        sides.append(
+            f"<figure><div class='stack'>{picture}</div><figcaption>{label} (click for full resolution)</figcaption>"
+            "</figure>"
+        )
     note = "".join(f"<p class='flag'>{html.escape(w)}</p>" for w in _warnings(rows)) if flagged else ""
     caption = _caption(described(rows))
     return (
@@ -425,13 +452,14 @@ def _pixels(uri: str, storage_options: dict | None) -> np.ndarray | None:
 
 def _data_uri(pixels: np.ndarray, extension: str) -> str | None:
     params = [cv2.IMWRITE_JPEG_QUALITY, 85] if extension == ".jpg" else []
-    ok, buffer = cv2.imencode(extension, np.ascontiguousarray(pixels[..., ::-1]), params)
+    swapped = pixels[..., [2, 1, 0, 3][: pixels.shape[-1]]]  # RGB(A) -> OpenCV's BGR(A)
+    ok, buffer = cv2.imencode(extension, np.ascontiguousarray(swapped), params)
     kind = "jpeg" if extension == ".jpg" else extension.lstrip(".")
     return f"data:image/{kind};base64,{base64.b64encode(buffer.tobytes()).decode()}" if ok else None
 
 
-def _thumbnail(uri: str, storage_options: dict | None) -> str | None:
-    """A JPEG data URI of the image at ``uri``, at most THUMBNAIL_PX on its long side."""
+def _thumbnail(uri: str, storage_options: dict | None) -> np.ndarray | None:
+    """The image at ``uri``, at most THUMBNAIL_PX on its long side (None: unreadable)."""
     pixels = _pixels(uri, storage_options)
     if pixels is None:
         return None
@@ -439,4 +467,22 @@ def _thumbnail(uri: str, storage_options: dict | None) -> str | None:
     if scale < 1:
         size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
         pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    return _data_uri(pixels, ".jpg")
+    return pixels
+
+
+def _outline(uri: str, shape: tuple[int, int], storage_options: dict | None) -> str | None:
+    """A transparent PNG data URI of ``shape`` with the boundary of the mask at ``uri`` drawn in magenta: a
+    region shrunk below a pixel stays visible (any coverage counts)."""
+    try:
+        mask = cv2.imdecode(np.frombuffer(read_bytes(uri, storage_options), np.uint8), cv2.IMREAD_GRAYSCALE)
+    except OSError as exc:
+        log.warning("report: cannot outline %s: %s", uri, exc)
+        return None
+    if mask is None:
+        log.warning("report: %s is not a mask image", uri)
+        return None
+    covered = cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA) > 0
+    contours, _ = cv2.findContours(covered.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    rgba = np.zeros((*shape, 4), np.uint8)
+    cv2.drawContours(rgba, contours, -1, (255, 0, 200, 255), 1)
+    return _data_uri(rgba, ".png")

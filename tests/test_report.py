@@ -223,3 +223,70 @@ def test_report_lists_the_largest_changes_first_with_what_assess_judged_and_flag
     assert big["item_id"] in warned
     flagged_rows = [row for row in section.split("<tr")[2:] if row.startswith(" class=flag>")]
     assert len(flagged_rows) == len(warned & {r["item_id"] for r in enhanced})  # exactly the flagged items
+
+
+@pytest.fixture(scope="module")
+def masked(ray_local, tmp_path_factory):
+    """A run with ``output.masks`` over one scan with a bright scratch across it, and its report."""
+    from patina.models import synthetic as syn
+    from patina.models.image import to_uint8
+    from tests.helpers import scene
+
+    root = tmp_path_factory.mktemp("masked")
+    image = syn.scratches(scene(96, 128, seed=3), 3, np.random.default_rng(3)).image
+    (root / "c").mkdir()
+    Image.fromarray(to_uint8(image)).save(root / "c" / "scan.png")
+    (root / "c" / "manifest.csv").write_text("item_id,source_uri\nscratched/1,scan.png\n")
+    out = root / "out"
+    settings = parse_config({"output": {"masks": True}}).run_settings("run-m", str(out))
+    run_pipeline(read_manifest(str(root / "c" / "manifest.csv")), settings)
+    return out, write_report(str(out))
+
+
+def test_kept_masks_are_written_beside_the_derivatives_and_outlined_on_demand(masked):
+    import json
+
+    from patina.actors.io_tasks import mask_uri
+    from patina.manifests.provenance import read_provenance
+
+    out, uri = masked
+    write = next(r for r in read_provenance(str(out)).to_pylist() if r["stage"] == "write")
+    decisions = json.loads(write["decisions"])
+    assert decisions["mask"] == mask_uri(str(out), "scratched/1") == str(out / "_masks" / "scratched%2F1.png")
+    mask = np.asarray(Image.open(decisions["mask"]))
+    assert mask.shape == (96, 128) and decisions["mask_pixels"] == np.count_nonzero(mask) > 0
+    assert json.loads(write["params"])["masks"] is True  # keeping masks is part of the write step
+    page = _Collect()
+    page.feed(Path(uri).read_text())
+    outline = [img for img in page.images if img.get("class") == "outline"]
+    assert len(outline) == 1 and outline[0]["src"].startswith("data:image/png;base64,")
+    drawn = np.asarray(Image.open(__import__("io").BytesIO(__import__("base64").b64decode(outline[0]["src"][22:]))))
+    assert drawn.shape[2] == 4 and (drawn[..., 3] > 0).any() and (drawn[..., 3] == 0).mean() > 0.5  # lines only
+    assert "outline the damage masks" in " ".join(page.text)
+
+
+def test_a_run_without_output_masks_writes_none(reported):
+    out, uri = reported
+    assert not (Path(out) / "_masks").exists() and "id='masks'" not in Path(uri).read_text()
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt install chromium)"
+)
+def test_mask_outline_lies_over_the_before_only_when_asked(masked, tmp_path):
+    _, uri = masked
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2000"]
+    probe = (
+        "<script>const o=document.querySelector('.outline'),b=document.querySelector('.pair img');"
+        "const hidden=getComputedStyle(o).display;document.getElementById('masks').click();"
+        "const r=o.getBoundingClientRect(),s=b.getBoundingClientRect();"
+        "document.title=[hidden,getComputedStyle(o).display,...[r.left-s.left,r.top-s.top,r.width-s.width,"
+        "r.height-s.height].map(Math.round)].join(',');</script></body>"
+    )
+    script = tmp_path / "probe.html"
+    script.write_text(Path(uri).read_text().replace("</body>", probe))
+    laid = subprocess.run(
+        ["chromium", *flags, "--dump-dom", f"file://{script}"], capture_output=True, text=True, timeout=120
+    )
+    title = laid.stdout.split("<title>")[1].split("</title>")[0]
+    assert title == "none,block,0,0,0,0", laid.stdout[:300]  # hidden until asked, then exactly over the before
