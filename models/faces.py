@@ -8,9 +8,14 @@ from one of two backends:
   built in); its wheels stop at Python 3.11;
 - ``opencv``: OpenCV's own ``cv2.FaceDetectorYN`` with the YuNet ONNX of the OpenCV Zoo
   (2023mar, MIT), downloaded once and checked against its sha256 (:data:`YUNET_ONNX`):
-  on every Python OpenCV has wheels for.
+  on every Python OpenCV has wheels for;
+- ``dlib``: dlib's MMOD CNN face detector and 68-point shape predictor (CC0, shipped in the
+  ``face-recognition-models`` package the identity gate already needs), the 68 points reduced to
+  YuNet's five: on every Python, with no download. Slower (about 2 s per 960 px image on two CPU
+  cores), and it misses faces under about 80 px (it is run without upsampling).
 
-``PATINA_FACE_DETECTOR=yuface|opencv`` chooses; by default ``yuface`` where installed.
+``PATINA_FACE_DETECTOR=yuface|opencv|dlib`` chooses; by default ``yuface`` where installed, else
+``opencv``.
 Alignment is the similarity transform that maps the landmarks onto the 5-point template of
 FFHQ-aligned 512 px faces (the one GFPGAN, CodeFormer and RestoreFormer were trained on).
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -41,7 +47,42 @@ YUNET_ONNX = ModelSpec(
 )
 """The weights of the ``opencv`` backend (not a stage model: the faces stage's detector)."""
 
-BACKENDS = ("yuface", "opencv")
+
+def dlib_model(model_id: str, architecture: str, description: str, file: str, sha256: str) -> ModelSpec:
+    """One of Davis King's dlib models, as ``face-recognition-models`` packages it."""
+    return ModelSpec(
+        id=model_id,
+        stage="faces",
+        architecture=architecture,
+        license="CC0 (dlib models, Davis King)",
+        description=description,
+        weights_uri=f"package:face_recognition_models/models/{file}",
+        sha256=sha256,
+        source_url=f"http://dlib.net/files/{file}.bz2",
+    )
+
+
+DLIB_DETECTOR = dlib_model(
+    "dlib/mmod-human-face-detector@1",
+    "dlib MMOD CNN",
+    "face boxes for the faces stage's dlib detector backend",
+    "mmod_human_face_detector.dat",  # 729,940 bytes
+    "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+)
+DLIB_LANDMARKS_68 = dlib_model(
+    "dlib/shape-predictor-68@1",
+    "dlib ensemble of regression trees",
+    "68 face landmarks (reduced to YuNet's five) for the dlib detector backend",
+    "shape_predictor_68_face_landmarks.dat",  # 99,693,937 bytes
+    "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+)
+
+DETECTOR_WEIGHTS: dict[str, tuple[ModelSpec, ...]] = {
+    "yuface": (),  # built into the wheel
+    "opencv": (YUNET_ONNX,),
+    "dlib": (DLIB_DETECTOR, DLIB_LANDMARKS_68),
+}
+BACKENDS = tuple(DETECTOR_WEIGHTS)
 
 FFHQ_TEMPLATE_512 = np.array(
     [
@@ -79,10 +120,18 @@ def detector_backend() -> str:
     return chosen or ("yuface" if importlib.util.find_spec("yuface") else "opencv")
 
 
+def detector_weights(backend: str | None = None) -> tuple[ModelSpec, ...]:
+    """The files the face detector needs besides its code."""
+    return DETECTOR_WEIGHTS[backend or detector_backend()]
+
+
 def detector_version(backend: str | None = None) -> str:
     """What detected the faces, for the stage's decisions (provenance)."""
-    if (backend or detector_backend()) == "opencv":
+    backend = backend or detector_backend()
+    if backend == "opencv":
         return f"yunet 2023mar (OpenCV {cv2.__version__} FaceDetectorYN, onnx sha256 {YUNET_ONNX.sha256[:12]})"
+    if backend == "dlib":
+        return f"dlib {_dlib_version()} MMOD CNN + 68-point shape predictor (sha256 {DLIB_DETECTOR.sha256[:12]})"
     try:
         return f"yunet (libfacedetection, yuface {version('yuface')})"
     except PackageNotFoundError:
@@ -118,6 +167,48 @@ def _opencv(bgr: np.ndarray, min_confidence: float, model: Path | None) -> Detec
     return [(float(r[14]), r[:4].astype(np.float32), r[4:14].reshape(5, 2).astype(np.float32)) for r in rows]
 
 
+def _dlib_version() -> str:
+    try:
+        return version("dlib-bin")
+    except PackageNotFoundError:
+        try:
+            return version("dlib")
+        except PackageNotFoundError:
+            return "(not installed)"
+
+
+@lru_cache(maxsize=1)
+def _dlib_models():
+    try:
+        import dlib
+    except ImportError as exc:
+        raise RuntimeError("face detector 'dlib' is not installed: pip install dlib-bin") from exc
+    from patina.models.weights import pull
+
+    return dlib.cnn_face_detection_model_v1(str(pull(DLIB_DETECTOR))), dlib.shape_predictor(
+        str(pull(DLIB_LANDMARKS_68))
+    )
+
+
+DLIB_FIVE = ((36, 42), (42, 48), (30, 31), (48, 49), (54, 55))
+"""The 68-point ranges averaged into YuNet's five: image-left eye, image-right eye, nose tip, mouth corners."""
+
+
+def _dlib(rgb: np.ndarray, min_confidence: float) -> Detections:
+    detector, shapes = _dlib_models()
+    found = []
+    for hit in detector(rgb, 0):
+        # MMOD's score is a margin (0 at its own threshold): a logistic puts that threshold at 0.5
+        confidence = float(1.0 / (1.0 + np.exp(-2.0 * hit.confidence)))
+        if confidence < min_confidence:
+            continue
+        r = hit.rect
+        points = np.array([[p.x, p.y] for p in shapes(rgb, r).parts()], np.float32)
+        five = np.stack([points[a:b].mean(0) for a, b in DLIB_FIVE])
+        found.append((confidence, np.array([r.left(), r.top(), r.width(), r.height()], np.float32), five))
+    return found
+
+
 def detect_faces(
     image: np.ndarray, min_confidence: float = 0.7, backend: str | None = None, model: Path | None = None
 ) -> list[Face]:
@@ -132,7 +223,10 @@ def detect_faces(
     )
     bgr = np.ascontiguousarray(to_uint8(small)[..., ::-1])
     backend = backend or detector_backend()
-    found = _yuface(bgr, min_confidence) if backend == "yuface" else _opencv(bgr, min_confidence, model)
+    if backend == "dlib":
+        found = _dlib(np.ascontiguousarray(bgr[..., ::-1]), min_confidence)
+    else:
+        found = _yuface(bgr, min_confidence) if backend == "yuface" else _opencv(bgr, min_confidence, model)
     faces = [
         Face(box=tuple(float(v) / factor for v in box), landmarks=points / factor, confidence=conf)
         for conf, box, points in found

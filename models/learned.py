@@ -17,12 +17,11 @@ from patina.models.chroma import flip_confidence, gate_chroma, guided_chroma
 from patina.models.classical import ToneParams, ToneStage, nothing_to_fill
 from patina.models.face_identity import IDENTITY_WEIGHTS, FaceIdentity, choose_blend
 from patina.models.faces import (
-    YUNET_ONNX,
     alignment,
     crop_face,
     detect_faces,
-    detector_backend,
     detector_version,
+    detector_weights,
     paste_face,
 )
 from patina.models.image import decode_ab, lab_ab, luminance, with_ab
@@ -198,8 +197,8 @@ class FaceRestoreStage(NetworkStage):
 
     @classmethod
     def auxiliary_weights(cls) -> tuple[ModelSpec, ...]:
-        """The identity gate's dlib models, and the face detector's ONNX where OpenCV runs it."""
-        return (*IDENTITY_WEIGHTS, *((YUNET_ONNX,) if detector_backend() == "opencv" else ()))
+        """The identity gate's dlib models, and the face detector's files (the ONNX where OpenCV runs it)."""
+        return (*IDENTITY_WEIGHTS, *detector_weights())
 
     def process(self, item: StageInput) -> StageOutput:
         p = self.params

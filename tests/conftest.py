@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +26,10 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("RAY_ADDRESS", None)
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="patina-prefect-")
 apply_defaults()
+if importlib.util.find_spec("yuface") is None:  # Python 3.12+: no yuface wheel
+    # the default backend there, OpenCV's, downloads YuNet's ONNX: the tests run the detector that ships in a
+    # package instead (dlib's, no network); OpenCV's own path is tested with an ONNX the tests make
+    os.environ.setdefault("PATINA_FACE_DETECTOR", "dlib")
 
 
 @pytest.fixture(scope="session")

