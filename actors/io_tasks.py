@@ -138,7 +138,8 @@ def write_item(row: PipelineRow, settings: RunSettings) -> WrittenRow:
         return {"item_id": row["item_id"], "state": state.to_json()}
     try:
         metadata = output_metadata(row, state, settings)
-        data = encode_image(transport_to_pixels(row["image"], state.bit_depth), fmt, settings.jpeg_quality, metadata)
+        pixels = transport_to_pixels(row["image"], state.bit_depth)
+        data = encode_image(pixels, fmt, settings.jpeg_quality, metadata, settings.tile_compression)
         uri = join_uri(settings.output_uri, output_key(row["item_id"]) + OUTPUT_FORMATS[fmt])
         refuse_master_target(uri, row["source_uri"], settings.storage_options)  # the second wall
         _, attempts = retrying(
@@ -173,7 +174,9 @@ def _write_mask(row: PipelineRow, settings: RunSettings) -> dict[str, object]:
 
 def write_step(fmt: str, settings: RunSettings) -> Step:
     """The write step's identity: its params (format, quality, whether masks are kept) enter the chain key."""
-    params = {"format": fmt, "jpeg_quality": settings.jpeg_quality if fmt == "jpeg" else None}
+    lossy = fmt == "jpeg" or (fmt == "ptif" and settings.tile_compression == "jpeg")
+    params = {"format": fmt, "jpeg_quality": settings.jpeg_quality if lossy else None}
+    params |= {"tile_compression": settings.tile_compression} if fmt == "ptif" else {}
     params |= {"masks": True} if settings.masks else {}  # default chains keep their keys
     return Step("write", len(settings.stages) + 1, WRITE_MODEL, None, params)
 

@@ -71,6 +71,7 @@ class RunSettings:
     stages: tuple[StageSettings, ...]
     output_format: str = "auto"
     jpeg_quality: int = 95
+    tile_compression: str = "jpeg"  # ptif tiles: jpeg (8 bits; 16 bits take deflate) or deflate
     masks: bool = False  # write each item's damage mask as OUT/_masks/KEY.png (the report outlines it)
     max_pixels: int = 250_000_000  # refuse larger images before decoding them
     max_bytes: int = 4 * 2**30  # refuse larger masters before reading them

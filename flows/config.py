@@ -64,9 +64,10 @@ class StageConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    format: Literal["auto", "png", "jpeg", "tiff", "webp"] = RunSettings.output_format
+    format: Literal["auto", "png", "jpeg", "tiff", "ptif", "webp"] = RunSettings.output_format
     jpeg_quality: int = Field(RunSettings.jpeg_quality, ge=1, le=100)
     masks: bool = RunSettings.masks  # OUT/_masks/KEY.png: the damage mask the inpainter filled
+    tile_compression: Literal["jpeg", "deflate"] = RunSettings.tile_compression  # ptif tiles (16 bits: deflate)
 
 
 class InputConfig(_Strict):
@@ -234,6 +235,7 @@ class PipelineConfig(_Strict):
             output_format=self.output.format,
             jpeg_quality=self.output.jpeg_quality,
             masks=self.output.masks,
+            tile_compression=self.output.tile_compression,
             max_pixels=self.input.max_pixels,
             max_bytes=self.input.max_bytes,
             read_stall_s=self.input.read_stall_s,

@@ -28,8 +28,9 @@ from patina.models.image_metadata import OutputMetadata, SourceMetadata, png_wit
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FORMATS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
-SIXTEEN_BIT_FORMATS = ("png", "tiff")
+OUTPUT_FORMATS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "ptif": ".tif", "webp": ".webp"}
+SIXTEEN_BIT_FORMATS = ("png", "tiff", "ptif")
+PTIF_TILE = 256  # tile side of pyramidal TIFFs (what IIIF image servers serve)
 _FAMILY = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp"}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
@@ -239,8 +240,16 @@ def output_format(source_format: str, configured: str) -> str:
     return _FAMILY.get(source_format.upper(), "png")
 
 
-def encode_image(pixels: np.ndarray, fmt: str, jpeg_quality: int = 95, metadata: OutputMetadata | None = None) -> bytes:
-    """Encode ``(H, W, 3)`` uint8 or uint16 sRGB with its metadata; PNG and TIFF keep 16 bits."""
+def encode_image(
+    pixels: np.ndarray,
+    fmt: str,
+    jpeg_quality: int = 95,
+    metadata: OutputMetadata | None = None,
+    tile_compression: str = "jpeg",
+) -> bytes:
+    """Encode ``(H, W, 3)`` uint8 or uint16 sRGB with its metadata; PNG and TIFF keep 16 bits.
+
+    ``ptif``: a pyramidal tiled TIFF (:func:`pyramidal_tiff`) with ``tile_compression`` tiles."""
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"pixels must be (H, W, 3) uint8/uint16, got {pixels.dtype} {pixels.shape}")
     if fmt not in OUTPUT_FORMATS:
@@ -255,6 +264,8 @@ def encode_image(pixels: np.ndarray, fmt: str, jpeg_quality: int = 95, metadata:
         return png_with_metadata(buffer.tobytes(), SRGB_ICC, meta)
     if fmt == "tiff":
         return _tiff(pixels, meta)
+    if fmt == "ptif":
+        return pyramidal_tiff(pixels, meta, tile_compression, jpeg_quality)
     options: dict = {"icc_profile": SRGB_ICC}
     if meta.exif:
         options["exif"] = meta.exif
@@ -268,6 +279,52 @@ def encode_image(pixels: np.ndarray, fmt: str, jpeg_quality: int = 95, metadata:
         options["lossless"] = True
     sink = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(sink, format=fmt.upper(), **options)
+    return sink.getvalue()
+
+
+def pyramid_levels(pixels: np.ndarray, tile: int = PTIF_TILE) -> list[np.ndarray]:
+    """``pixels`` and its halvings (area-averaged), down to the first level that fits in one tile."""
+    levels = [pixels]
+    while max(levels[-1].shape[:2]) > tile:
+        h, w = levels[-1].shape[:2]
+        levels.append(cv2.resize(levels[-1], (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA))
+    return levels
+
+
+def pyramidal_tiff(
+    pixels: np.ndarray, meta: OutputMetadata, compression: str = "jpeg", quality: int = 95, tile: int = PTIF_TILE
+) -> bytes:
+    """A pyramidal tiled TIFF as IIIF image servers (Cantaloupe, IIPImage) read it: the full image in
+    ``tile`` px tiles with ICC, resolution and XMP in the first IFD, each halving in a reduced-resolution
+    SubIFD. ``compression``: ``jpeg`` (8 bits; 16-bit pixels are written with deflate instead, which
+    JPEG cannot hold) or ``deflate``. BigTIFF past 2 GiB of pixels."""
+    if compression not in ("jpeg", "deflate"):
+        raise ValueError(f"unknown tile compression {compression!r}; choose jpeg or deflate")
+    lossy = compression == "jpeg" and pixels.dtype == np.uint8
+    options: dict = {
+        "photometric": "rgb",
+        "tile": (tile, tile),
+        "compression": "jpeg" if lossy else "zlib",
+        "compressionargs": {"level": quality} if lossy else None,
+        "predictor": None if lossy else True,
+        "metadata": None,
+    }
+    levels = pyramid_levels(pixels, tile)
+    extratags = [(700, 1, len(meta.xmp), meta.xmp, True)] if meta.xmp else []
+    sink = io.BytesIO()
+    with tifffile.TiffWriter(sink, bigtiff=pixels.nbytes > 2**31) as tif:
+        tif.write(
+            pixels,
+            subifds=len(levels) - 1,
+            iccprofile=SRGB_ICC,
+            resolution=meta.dpi,
+            resolutionunit="INCH" if meta.dpi else None,
+            software="patina",
+            extratags=extratags,
+            **options,
+        )
+        for level in levels[1:]:
+            tif.write(level, subfiletype=1, **options)
     return sink.getvalue()
 
 

@@ -102,3 +102,39 @@ def test_a_damaged_exif_block_loses_the_exif_not_the_picture():
     assert decoded.pixels.shape == (8, 8, 3) and abs(int(decoded.pixels.mean()) - 120) <= 2
     assert decoded.metadata.exif == b"" and decoded.metadata.orientation == 1
     assert any("EXIF block unreadable" in note for note in decoded.metadata.notes)
+
+
+@pytest.mark.parametrize(("dtype", "compression", "stored"), [
+    (np.uint8, "jpeg", 7),  # TIFF compression 7: JPEG
+    (np.uint8, "deflate", 8),  # 8: Adobe deflate
+    (np.uint16, "jpeg", 8),  # JPEG cannot hold 16 bits: deflate
+])  # fmt: skip
+def test_pyramidal_tiff_levels_read_back_tiled_and_halving(dtype, compression, stored):
+    import io
+
+    import tifffile
+
+    from patina.models.codecs import PTIF_TILE
+
+    top = np.iinfo(dtype).max
+    rng = np.random.default_rng(1)
+    pixels = np.clip(rng.normal(0.5, 0.1, (1100, 700, 1)) + np.linspace(0, 0.3, 700)[None, :, None], 0, 1) * top
+    pixels = np.repeat(pixels, 3, axis=2).astype(dtype)
+    data = encode_image(pixels, "ptif", 90, tile_compression=compression)
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        assert len(tif.pages) == 1  # one image; its reductions are SubIFDs, not pages
+        levels = tif.series[0].levels
+        assert [level.shape[:2] for level in levels] == [(1100, 700), (550, 350), (275, 175), (137, 87)]
+        for level in levels:
+            page = level.keyframe
+            assert page.is_tiled and (page.tilewidth, page.tilelength) == (PTIF_TILE, PTIF_TILE)
+            assert page.compression == stored and page.dtype == dtype
+        assert levels[1].keyframe.subfiletype == 1  # reduced-resolution
+        full, half = levels[0].asarray(), levels[1].asarray()
+    tolerance = 0.03 * top if stored == 7 else 0
+    assert np.abs(full.astype(np.float64) - pixels).mean() <= tolerance
+    assert abs(half.astype(np.float64).mean() - pixels.mean()) < 0.01 * top  # an average, not a crop
+    decoded = decode_image(data, max_pixels=10**7)
+    assert decoded.pixels.shape == (1100, 700, 3) and decoded.metadata.notes == ()  # read as one image
+    with pytest.raises(ValueError, match="unknown tile compression 'lzw'"):
+        encode_image(pixels, "ptif", tile_compression="lzw")

@@ -75,7 +75,7 @@ def test_gray_icc_and_cmyk_jpeg_decode_to_rgb():
     assert red[0] > 230 and red[1] < 30 and red[2] < 30
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "tiff", "webp"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "tiff", "ptif", "webp"])
 def test_output_carries_srgb_profile_dpi_exif_and_xmp_history(fmt):
     steps = [
         HistoryStep("detect_damage", "classical/dust-scratch-detector@1", None, '{"kernel":11}', "ok"),
@@ -92,10 +92,10 @@ def test_output_carries_srgb_profile_dpi_exif_and_xmp_history(fmt):
     text = packet.decode() if isinstance(packet, bytes) else packet
     for needed in ("xmpMM:History", "esrgan/x4plus@1", "ab" * 32, "run-7", "box/3", "1952-06-14T10:30:00"):
         assert needed in text
-    if fmt != "tiff":  # TIFF keeps the date in XMP (see README)
+    if fmt not in ("tiff", "ptif"):  # TIFF keeps the date in XMP (see README)
         assert image.getexif().get_ifd(0x8769)[0x9003] == TAKEN
     again = decode_image(data, 10_000)
-    assert again.bit_depth == (16 if fmt in ("png", "tiff") else 8)
+    assert again.bit_depth == (16 if fmt in ("png", "tiff", "ptif") else 8)
 
 
 def test_sixteen_bit_png_round_trips_exactly():
