@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from patina.models.metrics import psnr, ssim
-from patina.models.registry import DEFAULT_MODELS, build_stage, default_params, installed, load_extensions
+from patina.models.registry import DEFAULT_MODELS, installed, load_extensions
 from patina.models.stage import StageInput
 
 HERE = Path(__file__).resolve().parent
@@ -89,10 +89,14 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(HERE))
+    from variants import build_variant
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=SHARED / "real-photos" / "images")
     parser.add_argument("--corpus", type=Path, default=SHARED / "corpus")
-    parser.add_argument("--detector", nargs="*", default=None, help="detector ids (default: every installed one)")
+    parser.add_argument(
+        "--detector", nargs="*", default=None, help="detector ids or ID:key=value variants (default: every installed)"
+    )
     parser.add_argument("--inpainter", default=DEFAULT_MODELS["inpaint"])
     parser.add_argument("--count", type=int, default=10_000, help="clean photographs at most")
     parser.add_argument("--catalogue", action="append", default=[], help="register a trained model's catalogue")
@@ -101,11 +105,11 @@ def main() -> None:
     for catalogue in args.catalogue:
         load_extensions(catalogues=[catalogue])
     detectors = args.detector or installed("detect_damage")
-    inpainter = build_stage(args.inpainter, default_params(args.inpainter))
+    inpainter = build_variant(args.inpainter)
     paths = sorted((args.corpus / "val").glob("*.jpg"))[: args.count]
     results = {}
     for model in detectors:
-        detector = build_stage(model, default_params(model))
+        detector = build_variant(model)
         clean = clean_photographs(paths, detector, inpainter)
         boxes = content_boxes(args.photos, args.corpus, detector, inpainter)
         results[model] = {"clean": clean, "content": boxes}

@@ -109,12 +109,13 @@ def evaluate(crops, detectors: list[str], inpainters: list[str], photos: Path = 
     the size of a region relative to the image, are those of the print), and its mask is cut to each crop;
     the inpainter fills the crop. The detector ``reference`` is the reference mask itself (the inpainter
     alone)."""
+    from variants import build_variant
+
     from patina.models.metrics import psnr
-    from patina.models.registry import build_stage, default_params
     from patina.models.stage import StageInput
     from patina.models.training_tasks import grow
 
-    stages = {model: build_stage(model, default_params(model)) for model in [*detectors, *inpainters]}
+    stages = {model: build_variant(model) for model in [*detectors, *inpainters]}
     rows, current, masks = [], None, {}
     for crop in sorted(crops, key=lambda c: c.file):
         image, truth = crop.cut(photos), load_mask(crop)

@@ -27,7 +27,7 @@ from patina.models.faces import (
 from patina.models.image import decode_ab, lab_ab, luminance, with_ab
 from patina.models.registry import registers
 from patina.models.spec import ModelSpec
-from patina.models.specks import drop_large_regions, drop_textured
+from patina.models.specks import drop_large_regions, drop_textured, grow_into_edges
 from patina.models.stage import Stage, StageInput, StageOutput
 
 if TYPE_CHECKING:  # torch loads only where a network is built: classical actors and the CLI start without it
@@ -364,7 +364,14 @@ class LearnedDamageParams(NetworkParams):
     # finds (dev / val crops) and 91 % of the sample collection's (lines across the print always stay).
     max_texture: float = 0.05
     min_texture_ratio: float = 1.25
+    min_line_ratio: float = 2.0  # long thin marks kept only when they stand out this many times (a plaid: 1.6)
     flag_textured: float = 0.005  # flag the item when more than this fraction of it was left out so
+    # The mask then takes the mark's own edges beside it (specks.grow_into_edges): a crease's shadow, a
+    # scratch's rim, which a fill would otherwise draw across the filled band as a dark line.
+    edge_band: int = 3
+    edge_level: float = 0.04
+    edge_min_length: int = 40
+    edge_min_run: float = 1.0  # edge pixels added per pixel of the mark's length (a 2 px shadow all along: 2)
 
 
 @registers(
@@ -403,12 +410,17 @@ class DamageNetworkStage(NetworkStage):
         p = self.params
         prob = self.run(item.image)[..., 0]
         mask, dropped = drop_large_regions(prob > p.threshold, p.max_region_fraction, p.max_line_width)
-        mask, textured = drop_textured(mask, item.image, p.max_texture, p.min_texture_ratio)
+        mask, textured = drop_textured(
+            mask, item.image, p.max_texture, p.min_texture_ratio, line_min_ratio=p.min_line_ratio
+        )
+        mask, edges = grow_into_edges(
+            mask, item.image, p.edge_band, p.edge_level, min_length=p.edge_min_length, min_run=p.edge_min_run
+        )
         if p.dilate and mask.any():
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * p.dilate + 1,) * 2, np.uint8)).astype(bool)
         textured_fraction = textured / mask.size
         decisions = {"damaged_fraction": round(float(mask.mean()), 6), "large_regions_left": dropped,
-                     "textured_left": round(textured_fraction, 6)}  # fmt: skip
+                     "textured_left": round(textured_fraction, 6), "edge_pixels_added": edges}  # fmt: skip
         if textured_fraction > p.flag_textured:
             decisions["flags"] = [
                 f"detector marks on picture texture left out: {textured_fraction:.1%} of the picture "

@@ -234,3 +234,52 @@ def test_the_detector_flags_an_item_whose_marks_it_left_out_as_texture():
                           "(the marks did not stand out from the texture around them)"]  # fmt: skip
     calm = build_stage("patina/damage-unet@2", replace(stage.params, flag_textured=0.5)).process(StageInput(textured))
     assert "flags" not in calm.decisions and np.array_equal(calm.mask, out.mask)
+
+
+def test_a_crease_mask_takes_its_shadow_and_the_fill_leaves_no_dark_line():
+    """A light band with a dark shadow below it: the band's mask grows into the shadow (the opposite
+    polarity) and nowhere else; a dark cable has no such edge and does not grow; short marks do not grow."""
+    from patina.models.registry import build_stage, default_params
+    from patina.models.specks import grow_into_edges
+    from patina.models.stage import StageInput
+
+    image = np.full((80, 200, 3), 0.62, np.float32)
+    image[30:36, :] = 0.85  # the crease's light band
+    image[36:38, :] = 0.45  # its dark shadow edge
+    image[60:62, 20:180] = 0.3  # a dark cable, no light edge beside it
+    image[10:13, 50:53] = 0.9  # a speck
+    band = np.zeros(image.shape[:2], bool)
+    band[30:36, :] = True
+    band[60:62, 20:180] = True
+    band[10:13, 50:53] = True
+    grown, added = grow_into_edges(band, image, band=3, level=0.04, min_length=40, min_run=1.0)
+    assert grown[36:38, :].all() and added == 2 * 200  # the shadow, all of it
+    assert not grown[38:60].any() and not (grown[58:64] & ~band[58:64]).any()  # the cable stayed as it was
+    assert (grown[8:16, 48:56] == band[8:16, 48:56]).all()  # so did the speck
+    assert grow_into_edges(band, image, band=0) == (pytest.approx(band), 0)
+    edge_here_and_there = image.copy()
+    edge_here_and_there[36:38, 40:] = 0.62  # a dark edge along a fifth of the band only
+    assert grow_into_edges(band, edge_here_and_there, 3, 0.04, min_length=40, min_run=1.0)[1] == 0
+
+    inpainter = build_stage("classical/telea-inpaint@1", default_params("classical/telea-inpaint@1"))
+    line = [inpainter.process(StageInput(image, mask=m)).image[30:38].mean() for m in (band, grown)]
+    assert line[1] > line[0] and abs(line[1] - 0.62) < 0.02  # filled to the paper, not darkened by the shadow
+
+
+def test_long_lines_stay_unless_they_are_one_stripe_among_many_like_them():
+    """A long scratch across smooth paper stays; a long stripe of a plaid (texture as strong around it) goes."""
+    from patina.models.specks import drop_textured
+
+    image = np.full((220, 440, 3), 0.55, np.float32)
+    weave = np.random.default_rng(6).normal(0, 0.08, (220, 220, 1)).astype(np.float32)
+    image[:, 220:] = 0.45 + weave  # a woven fabric on the right...
+    image[:, 220::6] += 0.15  # ...with stripes, one every 6 px
+    image[:, 221::6] += 0.15
+    image = np.clip(image, 0, 1)
+    image[10:210, 100:102] = 0.85  # a scratch on smooth paper, 200 px long
+    mask = np.zeros(image.shape[:2], bool)
+    mask[10:210, 100:102] = True
+    mask[10:210, 316:318] = True  # the detector took one stripe for a scratch
+    kept, dropped = drop_textured(mask, image)
+    assert kept[10:210, 100:102].all() and not kept[:, 220:].any() and dropped == 400
+    assert drop_textured(mask, image, line_min_ratio=0.0)[0][10:210, 316:318].all()  # the old exemption kept it
