@@ -68,6 +68,12 @@ def drop_large_regions(mask: np.ndarray, max_fraction: float, max_width: float) 
     return mask & ~large[labels], int(large.sum())
 
 
+def _luma_residual(image: np.ndarray, median: int) -> np.ndarray:
+    """The 8-bit luma minus its ``median`` px median, in [-1, 1]: what a thin mark adds to the picture."""
+    luma = np.clip(luminance(image) * 255.0, 0, 255).astype(np.uint8)
+    return (luma.astype(np.float32) - cv2.medianBlur(luma, median).astype(np.float32)) / 255.0
+
+
 def drop_textured(
     mask: np.ndarray, image: np.ndarray, max_texture: float = 0.05, min_ratio: float = 1.25, median: int = 15,
     ring: int = 7, line_length: int = 150, line_width: float = 8.0, line_min_ratio: float = 2.0,
@@ -92,8 +98,7 @@ def drop_textured(
         return mask, 0
     labels, area, length = component_shapes(mask)
     count = len(area)
-    luma = np.clip(luminance(image) * 255.0, 0, 255).astype(np.uint8)
-    residual = np.abs(luma.astype(np.float32) - cv2.medianBlur(luma, median).astype(np.float32)) / 255.0
+    residual = np.abs(_luma_residual(image, median))
     kernel = np.ones((2 * ring + 1,) * 2, np.uint8)
     owner = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int32)  # the (highest) component nearby
     band = (owner > 0) & ~mask
@@ -118,23 +123,22 @@ def grow_into_edges(
     min_run: float = 0.0,
 ) -> tuple[np.ndarray, int]:
     """``mask`` grown, by at most ``band`` px, into the pixels beside it that stand out of the picture the other
-        way (luma residual against its ``median`` px median of the opposite sign to the component's own, over
-        ``level``), and how many were added. Only components at least ``min_length`` px long (bounding side) grow,
+    way (luma residual against its ``median`` px median of the opposite sign to the component's own, over
+    ``level``), and how many were added. Only components at least ``min_length`` px long (bounding side) grow,
     and only where the edge runs along them: a component keeps its growth when it adds at least ``min_run``
     pixels per pixel of its length (a crease's shadow runs its whole length; a photograph's edge that a false
     mark follows does so only here and there).
 
-        A crease is a light band with a dark shadow edge (or the reverse), a light scratch may have a dark rim: a
-        mask of the band alone leaves the edge, and a fill from the mask's border then draws the edge across it
-        as a dark line. The growth is geodesic (one pixel at a time, each component only into pixels of the
-        opposite polarity), so it follows the mark's own edge and stops at the paper or picture around it; a
-        thin dark object (a cable, a line of writing) has no such edge and does not grow.
+    A crease is a light band with a dark shadow edge (or the reverse), a light scratch may have a dark rim: a
+    mask of the band alone leaves the edge, and a fill from the mask's border then draws the edge across it
+    as a dark line. The growth is geodesic (one pixel at a time, each component only into pixels of the
+    opposite polarity), so it follows the mark's own edge and stops at the paper or picture around it; a
+    thin dark object (a cable, a line of writing) has no such edge and does not grow.
     """
     check_image(image)
     if not mask.any() or band < 1:
         return mask, 0
-    luma = np.clip(luminance(image) * 255.0, 0, 255).astype(np.uint8)
-    residual = (luma.astype(np.float32) - cv2.medianBlur(luma, median).astype(np.float32)) / 255.0
+    residual = _luma_residual(image, median)
     labels, area, length = component_shapes(mask)
     sign = np.sign(np.bincount(labels.ravel(), residual.ravel(), len(area)))
     sign[(length < min_length) | (np.arange(len(area)) == 0)] = 0  # short components (and label 0) do not grow
