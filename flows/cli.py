@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -27,10 +28,21 @@ from patina.manifests.redaction import redact
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_ALL_FAILED = 0, 1, 2, 3, 4
 STATUS_EXIT = {"completed": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_ALL_FAILED}
+OUTPUT_CONFIG_HELP = "pipeline.toml whose [storage] (options, secret_block) reaches OUTPUT (default: the environment's)"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 log = logging.getLogger("patina")
 VERIFY_HELP = "also check each derivative's sha256 (reads them all), not only that it is there with its size"
+
+
+def _output_options(args: argparse.Namespace) -> dict:
+    """Storage options for OUTPUT from ``--config`` (its ``[storage]``: options, secret block), else none."""
+    if not getattr(args, "config", None):
+        return {}
+    from patina.flows.config import load_config
+    from patina.flows.credentials import storage_options
+
+    return storage_options(load_config(args.config))
 
 
 def _uri(location: str) -> str:
@@ -74,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write the static HTML report of a run")
     report.add_argument("output", help="output URI holding _provenance/")
     report.add_argument("--run", help="run id (default: the latest run)")
+    report.add_argument("--config", "-c", help=OUTPUT_CONFIG_HELP)
     prov = commands.add_parser("provenance", help="work with the provenance log under an output")
     prov_commands = prov.add_subparsers(dest="provenance_command", required=True)
     export = prov_commands.add_parser("export", help="export the log (PREMIS 3 XML)")
@@ -81,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["premis"], default="premis")
     export.add_argument("--run", help="only this run id")
     export.add_argument("--to", help="write to this file (default: stdout)")
+    export.add_argument("--config", "-c", help=OUTPUT_CONFIG_HELP)
     export.add_argument(
         "--include-master-paths", action="store_true", help="name local files by file:// URI (default: by item id)"
     )
@@ -89,12 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     bag.add_argument("--run", help="the run to bag (default: the latest)")
     bag.add_argument("--to", help="a new local folder for the bag")
     bag.add_argument("--validate", metavar="BAG", help="instead: check an existing bag, naming every bad file")
+    bag.add_argument("--config", "-c", help=OUTPUT_CONFIG_HELP)
     iiif = commands.add_parser("iiif", help="write a IIIF Presentation 3 manifest of the restored derivatives")
     iiif.add_argument("output", help="output URI holding the derivatives and _provenance/")
     iiif.add_argument("--base-url", required=True, help="public URL where OUTPUT is published (derivatives: BASE/key)")
     iiif.add_argument("--run", help="only the derivatives this run wrote (default: every item's latest)")
     iiif.add_argument("--image-service", help="IIIF Image API 3 service serving the derivatives by key (else static)")
     iiif.add_argument("--label", help="the manifest's label (default: the collections named in the manifest)")
+    iiif.add_argument("--config", "-c", help=OUTPUT_CONFIG_HELP)
     iiif.add_argument(
         "--include-master-paths", action="store_true", help="name and link local masters by file:// URI (default: not)"
     )
@@ -103,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--keep-runs", type=int, default=1, help="keep what each item's last N runs recorded (1)")
     prune.add_argument("--older-than", type=float, metavar="DAYS", help="only intermediates untouched this long")
     prune.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+    prune.add_argument("--config", "-c", help=OUTPUT_CONFIG_HELP)
     models_command.add_parser(commands)
     train_command.add_parser(commands)
     return parser
@@ -145,7 +162,7 @@ def report_command(args: argparse.Namespace) -> int:
 
     output = _uri(args.output)
     try:
-        uri = write_report(output, args.run)
+        uri = write_report(output, args.run, _output_options(args))
     except ValueError as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -190,12 +207,17 @@ def export_command(args: argparse.Namespace) -> int:
     """``patina provenance export``: the log as PREMIS 3 XML."""
     import pyarrow.compute as pc
 
+    from patina.flows.config import ConfigError
     from patina.manifests.premis import premis_document
     from patina.manifests.provenance import read_provenance
     from patina.manifests.storage import atomic_write
 
     output = _uri(args.output)
-    table = read_provenance(output)
+    try:
+        table = read_provenance(output, _output_options(args))
+    except ConfigError as exc:
+        print(f"patina: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.run:
         table = table.filter(pc.equal(table["run_id"], args.run))
     if table.num_rows == 0:
@@ -218,12 +240,15 @@ def prune_command(args: argparse.Namespace) -> int:
     if args.keep_runs < 1:
         print("patina: --keep-runs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    from patina.flows.config import ConfigError
+
     output = _uri(args.output)
     older = args.older_than * 86400 if args.older_than is not None else None
     try:
-        with run_lock(output, f"prune-{new_run_id()}"):  # a live run's new intermediates are not logged yet
-            removed, freed = prune_intermediates(output, args.keep_runs, older, args.dry_run)
-    except RunLocked as exc:
+        options = _output_options(args)
+        with run_lock(output, f"prune-{new_run_id()}", options):  # a live run's new intermediates are not logged
+            removed, freed = prune_intermediates(output, args.keep_runs, older, args.dry_run, options)
+    except (RunLocked, ConfigError) as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
     verb = "would remove" if args.dry_run else "removed"
@@ -233,13 +258,13 @@ def prune_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def image_size(uri: str) -> tuple[int, int]:
+def image_size(uri: str, storage_options: dict | None = None) -> tuple[int, int]:
     """(width, height) of a stored image, from as much of its header as PIL reads."""
     from PIL import Image
 
     from patina.manifests.storage import filesystem
 
-    fs, path = filesystem(uri)
+    fs, path = filesystem(uri, storage_options)
     with fs.open(path, "rb") as handle, Image.open(handle) as image:
         return image.size
 
@@ -260,14 +285,17 @@ def bag_command(args: argparse.Namespace) -> int:
     if not args.output or not args.to:
         print("patina: bag needs OUTPUT and --to DEST (or --validate BAG)", file=sys.stderr)
         return EXIT_USAGE
+    from patina.flows.config import ConfigError
+
     output = _uri(args.output)
-    run = args.run or next(iter(reversed(run_ids(output))), None)
-    if run is None:
-        print(f"patina: no provenance under {output}", file=sys.stderr)
-        return EXIT_USAGE
     try:
-        bagged = bag_run(output, run, Path(args.to))
-    except BagError as exc:
+        options = _output_options(args)
+        run = args.run or next(iter(reversed(run_ids(output, options))), None)
+        if run is None:
+            print(f"patina: no provenance under {output}", file=sys.stderr)
+            return EXIT_USAGE
+        bagged = bag_run(output, run, Path(args.to), options)
+    except (BagError, ConfigError) as exc:
         print(f"patina: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"{bagged.path}: bag of run {run}: {bagged.derivatives} derivatives, {bagged.payload_files} files, "
@@ -282,20 +310,22 @@ def iiif_command(args: argparse.Namespace) -> int:
     from patina.manifests.storage import atomic_write, join_uri
 
     output = _uri(args.output)
-    rows = read_provenance(output).to_pylist()
-    derivatives = latest_derivatives(rows, args.run)
     try:
+        options = _output_options(args)
+        rows = read_provenance(output, options).to_pylist()
+        derivatives = latest_derivatives(rows, args.run)
+        size = functools.partial(image_size, storage_options=options)
         document = manifest(
-            derivatives, output, args.base_url, image_size, args.image_service, args.label, args.include_master_paths
+            derivatives, output, args.base_url, size, args.image_service, args.label, args.include_master_paths
         )
-    except ValueError as exc:
+    except ValueError as exc:  # a ConfigError too
         print(f"patina: {exc}" + (f" for run {args.run}" if args.run else ""), file=sys.stderr)
         return EXIT_USAGE
     if args.run:  # its own file, and ids that say so
         document["id"] = document["id"].replace("/manifest.json", f"/{args.run}.json")
     name = f"{args.run}.json" if args.run else "manifest.json"
     uri = join_uri(output, IIIF_DIR, name)
-    atomic_write(uri, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+    atomic_write(uri, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode(), options)
     print(uri)
     return EXIT_OK
 

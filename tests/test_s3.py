@@ -146,11 +146,23 @@ def test_credentials_from_a_prefect_secret_block_are_used_and_stored_nowhere(s3_
     assert done.returncode == 3, done.stderr  # partial: the collection's three bad items
     summary = json.loads(done.stdout)
     assert summary["succeeded"] == 4  # read and written with the block's credentials only
+    # the commands that read an output reach it with the same config, the block's credentials only
     export = subprocess.run(
-        [*cli, "provenance", "export", out], capture_output=True, text=True, env={**env, "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": secret}, timeout=120,
-    )  # fmt: skip
-    assert export.returncode == 0 and "premis" in export.stdout
+        [*cli, "provenance", "export", out, "-c", str(config)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert export.returncode == 0 and "premis" in export.stdout, export.stderr
+    later = [
+        ["report", out, "-c", str(config)],
+        ["iiif", out, "--base-url", "https://archive.example.org/restored", "-c", str(config)],
+        ["bag", out, "--to", str(tmp_path / "bag"), "-c", str(config)],
+        ["prune", out, "--dry-run", "-c", str(config)],
+    ]
+    for command in later:
+        ran = subprocess.run([*cli, *command], capture_output=True, text=True, env=env, timeout=120)
+        assert ran.returncode == 0, (command, ran.stderr)
+        assert secret not in ran.stdout + ran.stderr
+    without = subprocess.run([*cli, "report", out], capture_output=True, text=True, env=env, timeout=120)
+    assert without.returncode != 0  # no credentials without the config: the block is what reaches the bucket
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="archive", Prefix="derivatives/")["Contents"]]
     assert any(k.startswith("derivatives/_logs/") for k in keys) and any("_reports/" in k for k in keys)
     for key in keys:
