@@ -131,29 +131,39 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("ray", "ray.data", "filelock", "httpx", "httpcore"):
+    for noisy in ("ray", "ray.data", "filelock", "httpx", "httpcore", "botocore", "aiobotocore", "s3fs"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "run":
         return run_command(args)
     if args.command == "plan":
         return plan_command(args)
-    if args.command == "provenance":
-        return export_command(args)
     if args.command == "serve":
         return serve_command(args)
-    if args.command == "report":
-        return report_command(args)
-    if args.command == "iiif":
-        return iiif_command(args)
-    if args.command == "bag":
-        return bag_command(args)
-    if args.command == "prune":
-        return prune_command(args)
+    reads_output = {"provenance": export_command, "report": report_command, "iiif": iiif_command,
+                    "bag": bag_command, "prune": prune_command}  # fmt: skip
+    if args.command in reads_output:
+        return _reaching_output(args, reads_output[args.command])
     if args.command == "models":
         return models_command.models_command(args)
     if args.command == "train":
         return train_command.train_command(args)
     return EXIT_USAGE
+
+
+def _reaching_output(args: argparse.Namespace, command: Any) -> int:
+    """Run a command that reads OUTPUT; a store that refuses it (no credentials, access denied) is one line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return command(args)
+    except (BotoCoreError, ClientError, PermissionError) as exc:
+        where = args.output or args.validate
+        print(
+            f"patina: cannot reach {where}: {exc} (credentials come from the environment, or from --config "
+            "pipeline.toml's [storage] options or secret_block)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 def report_command(args: argparse.Namespace) -> int:

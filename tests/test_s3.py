@@ -162,7 +162,9 @@ def test_credentials_from_a_prefect_secret_block_are_used_and_stored_nowhere(s3_
         assert ran.returncode == 0, (command, ran.stderr)
         assert secret not in ran.stdout + ran.stderr
     without = subprocess.run([*cli, "report", out], capture_output=True, text=True, env=env, timeout=120)
-    assert without.returncode != 0  # no credentials without the config: the block is what reaches the bucket
+    assert without.returncode == 2  # no credentials without the config: the block is what reaches the bucket
+    assert without.stderr.startswith(f"patina: cannot reach {out}: ") and "--config" in without.stderr
+    assert "Traceback" not in without.stderr
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="archive", Prefix="derivatives/")["Contents"]]
     assert any(k.startswith("derivatives/_logs/") for k in keys) and any("_reports/" in k for k in keys)
     for key in keys:
