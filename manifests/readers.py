@@ -226,10 +226,24 @@ def iiif_records(stream: BinaryIO, manifest_uri: str, columns: Columns | None = 
         yield where, renamed(record, columns)
 
 
+LIKELY_NAMES = {
+    "item_id": ("id", "identifier", "object_id", "accession", "inventory"),
+    "source_uri": ("file", "filename", "path", "uri", "url", "image", "master"),
+}
+"""Columns a collection's own manifest often names the required fields by (for the hint of a missing one)."""
+
+
 def _require_columns(header: list[str], manifest_uri: str) -> None:
     missing = [f for f in REQUIRED_FIELDS if f not in header]
     if missing:
-        raise ManifestError(f"{manifest_uri}: missing column(s) {missing}; header is {list(header)}")
+        hints = []
+        for field in missing:
+            guess = next((c for c in header if c.strip().lower() in LIKELY_NAMES.get(field, ())), None)
+            hints.append(f'{field} = "{guess or "YOUR COLUMN"}"')
+        raise ManifestError(
+            f"{manifest_uri}: missing column(s) {missing}; header is {list(header)}; if yours are named otherwise, "
+            f"map them in pipeline.toml: [manifest.columns] {', '.join(hints)}"
+        )
 
 
 READERS: dict[str, Callable[[BinaryIO, str, Columns | None], Records]] = {

@@ -38,6 +38,8 @@ def test_csv_items_resolve_relative_uris_and_keep_metadata(tmp_path):
     ("text", "message"),
     [
         ("id,path\nx,y\n", r"missing column\(s\) \['item_id', 'source_uri'\]"),
+        ("item_id,file\nx,y\n", r"map them in pipeline.toml: \[manifest.columns\] source_uri = \"file\""),
+        ("num,scan\nx,y\n", r'item_id = "YOUR COLUMN", source_uri = "YOUR COLUMN"'),
         ("item_id,source_uri\na,a.jpg\nb,b.jpg\na,c.jpg\n", r"line 4: duplicate item_id 'a' \(first at .*line 2\)"),
         ("item_id,source_uri\n,a.jpg\n", "line 2: item_id is empty"),
         ("item_id,source_uri\na,\n", "line 2: source_uri is empty for item 'a'"),
