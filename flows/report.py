@@ -24,15 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from patina.manifests.provenance import described, run_dataset, run_ids, scan
+from patina.manifests.provenance import described, report_uri, run_dataset, run_ids, scan
 from patina.manifests.published import file_uri, is_public
-from patina.manifests.storage import atomic_write, join_uri, read_bytes
+from patina.manifests.storage import atomic_write, read_bytes
 from patina.models.codecs import decode_image
 from patina.models.image import transport_to_pixels
 
 log = logging.getLogger(__name__)
 
-REPORTS_DIR = "_reports"
 THUMBNAIL_PX = 480  # each side of a before/after pair (the full files are a click away)
 CATEGORICAL = {"assess": ("kind",), "enhance": ("kind", "route")}  # decisions worth counting per stage
 
@@ -48,10 +47,6 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 .face img{max-width:45vw;margin-right:2px;image-rendering:pixelated}
 .failed{color:#a00}.flag{color:#a60}.warn{background:#fff4d6;border-left:4px solid #a60;padding:.5em}
 """
-
-
-def report_uri(output_uri: str, run_id: str) -> str:
-    return join_uri(output_uri, REPORTS_DIR, f"{run_id}.html")
 
 
 def write_report(
@@ -369,7 +364,7 @@ def _pair(item_id: str, rows: list[dict[str, Any]], flagged: bool, storage_optio
     """Before and after side by side, labelled, each linking to its full-resolution file; over the before, the
     outline of the damage mask (``output.masks``), shown by the page's checkbox."""
     write = next(r for r in rows if r["stage"] == "write")
-    mask = json.loads(write["decisions"] or "{}").get("mask")
+    mask = _decisions_of(rows, "write").get("mask")
     sides = []
     for label, uri in (("before: the master", write["source_uri"]), ("after: the derivative", write["output_uri"])):
         pixels = _thumbnail(uri, storage_options)

@@ -26,11 +26,10 @@ import pyarrow as pa
 
 from patina import __version__
 from patina.manifests.premis import premis_document
-from patina.manifests.provenance import SCHEMA, described, provenance_files, run_dataset, scan
+from patina.manifests.provenance import SCHEMA, described, provenance_files, report_uri, run_dataset, scan
 from patina.manifests.storage import filesystem, join_uri, read_bytes, sha256_hex
 
 CHECKSUMS = ("sha256", "sha512")
-REPORTS_DIR = "_reports"
 
 
 class BagError(ValueError):
@@ -67,8 +66,7 @@ def bag_run(output_uri: str, run_id: str, destination: Path, storage_options: di
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(fs.cat_file(part))
         (staging / "premis.xml").write_bytes(premis_document(table))
-        report = join_uri(output_uri, REPORTS_DIR, f"{run_id}.html")
-        fs, path = filesystem(report, storage_options)
+        fs, path = filesystem(report_uri(output_uri, run_id), storage_options)
         if fs.exists(path):
             (staging / "report.html").write_bytes(fs.cat_file(path))
         collections = sorted({c for r in rows if r["stage"] == "read" if (c := described([r]).get("collection"))})

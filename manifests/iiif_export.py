@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from patina.manifests.provenance import described
+from patina.manifests.provenance import REPORTS_DIR, described
 from patina.manifests.published import file_uri, is_public
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
@@ -151,7 +151,7 @@ def _canvas(
         "seeAlso": [
             *([{"id": master_link, "type": "Image", "label": _text("master (unchanged)", "en")}] * bool(master_link)),
             {
-                "id": f"{base}/_reports/{derivative['run_id']}.html",
+                "id": f"{base}/{REPORTS_DIR}/{derivative['run_id']}.html",
                 "type": "Text",
                 "format": "text/html",
                 "label": _text("processing report of the run", "en"),

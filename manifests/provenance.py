@@ -63,6 +63,7 @@ from patina.models.atomic_files import TEMPORARY_PREFIX
 log = logging.getLogger(__name__)
 
 PROVENANCE_DIR = "_provenance"
+REPORTS_DIR = "_reports"  # each run's HTML report (patina.flows.report), named by its run id
 UNWRITABLE_ERRNO = frozenset({errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT})
 CHAIN_VERSION = "patina-chain/1"
 
@@ -197,6 +198,11 @@ def _field(row: dict[str, Any] | ProvenanceRecord, name: str) -> Any:
 
 def provenance_uri(output_uri: str) -> str:
     return join_uri(output_uri, PROVENANCE_DIR)
+
+
+def report_uri(output_uri: str, run_id: str) -> str:
+    """Where run ``run_id``'s report is written under ``output_uri``."""
+    return join_uri(output_uri, REPORTS_DIR, f"{run_id}.html")
 
 
 class ProvenanceWriter:

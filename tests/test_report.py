@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -260,7 +262,7 @@ def test_kept_masks_are_written_beside_the_derivatives_and_outlined_on_demand(ma
     page.feed(Path(uri).read_text())
     outline = [img for img in page.images if img.get("class") == "outline"]
     assert len(outline) == 1 and outline[0]["src"].startswith("data:image/png;base64,")
-    drawn = np.asarray(Image.open(__import__("io").BytesIO(__import__("base64").b64decode(outline[0]["src"][22:]))))
+    drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(outline[0]["src"][22:]))))
     assert drawn.shape[2] == 4 and (drawn[..., 3] > 0).any() and (drawn[..., 3] == 0).mean() > 0.5  # lines only
     assert "outline the damage masks" in " ".join(page.text)
 
